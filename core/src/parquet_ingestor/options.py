@@ -1,0 +1,167 @@
+"""Options a component declares once; the CLI, config files, validation and docs all read them.
+
+A plugin lists its options as :class:`Option` values when it registers a component::
+
+    register("sqs", "parquet_ingestor_sqs.source:SqsSource", options=[
+        Option("queue_url", required=True, help="URL of the queue"),
+        Option("wait_time", "duration", default="20s", min=0, max=20, help="long-poll wait"),
+    ])
+
+Values arrive as strings from ``--source-opt K=V`` and ``INGEST_*`` variables, or as native
+TOML values from a config file; :func:`parse_options` turns both into typed values or raises
+:class:`~parquet_ingestor.errors.ConfigError` with a one-line message naming the option.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .errors import ConfigError
+from .units import parse_duration, parse_size
+
+OptionType = Literal["str", "int", "float", "bool", "size", "duration", "list", "map"]
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting of a component.
+
+    ``type`` is one of ``str int float bool size duration list map``: ``size`` takes ``5MiB``,
+    ``duration`` takes ``30s`` (parsed to seconds), ``list`` takes ``a,b,c`` and ``map`` takes
+    ``k=v,k2=v2``. ``secret`` options are never printed back.
+    """
+
+    name: str
+    type: OptionType = "str"
+    default: Any = None
+    required: bool = False
+    help: str = ""
+    choices: tuple[str, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+    secret: bool = False
+
+    def describe(self) -> str:
+        """One line for ``ingest plugins`` and ``--help``."""
+        parts = [self.type]
+        if self.choices:
+            parts = ["|".join(self.choices)]
+        if self.required:
+            parts.append("required")
+        elif self.default is not None and not self.secret:
+            parts.append(f"default {self.default}")
+        return f"{self.name} ({', '.join(parts)}): {self.help}".rstrip(": ")
+
+    def parse(self, value: Any, where: str) -> Any:
+        """Convert one raw value (string or TOML value) to this option's type."""
+        label = f"{where} option '{self.name}'"
+        try:
+            parsed = _convert(self.type, value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{label}: {exc}") from None
+        if self.choices is not None and parsed not in self.choices:
+            raise ConfigError(f"{label}: {value!r} is not one of {', '.join(self.choices)}")
+        if isinstance(parsed, int | float) and not isinstance(parsed, bool):
+            if self.min is not None and parsed < self.min:
+                raise ConfigError(f"{label}: {value!r} is below the minimum {_num(self.min)}")
+            if self.max is not None and parsed > self.max:
+                raise ConfigError(f"{label}: {value!r} is above the maximum {_num(self.max)}")
+        return parsed
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _convert(kind: OptionType, value: Any) -> Any:
+    if kind == "str":
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ValueError(f"expected text, got {value!r}")
+        return str(value)
+    if kind == "int":
+        if isinstance(value, bool) or isinstance(value, float):
+            raise ValueError(f"expected a whole number, got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected a whole number, got {value!r}") from None
+    if kind == "float":
+        if isinstance(value, bool):
+            raise ValueError(f"expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected a number, got {value!r}") from None
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ValueError(f"expected true or false, got {value!r}")
+    if kind == "size":
+        return parse_size(value)
+    if kind == "duration":
+        return parse_duration(value)
+    if kind == "list":
+        if isinstance(value, list | tuple):
+            return [str(v) for v in value]
+        return [part.strip() for part in str(value).split(",") if part.strip()]
+    if kind == "map":
+        if isinstance(value, Mapping):
+            return {str(k): str(v) for k, v in value.items()}
+        result: dict[str, str] = {}
+        for part in str(value).split(","):
+            if not part.strip():
+                continue
+            key, sep, val = part.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(f"expected key=value pairs separated by commas, got {value!r}")
+            result[key.strip()] = val.strip()
+        return result
+    raise ValueError(f"unknown option type {kind!r}")
+
+
+def parse_options(
+    declared: Sequence[Option], raw: Mapping[str, Any], where: str
+) -> dict[str, Any]:
+    """Validate ``raw`` against ``declared``: unknown, missing and malformed values raise ConfigError.
+
+    ``where`` names the component in messages, e.g. ``"source 'sqs'"``.
+    """
+    by_name = {opt.name: opt for opt in declared}
+    unknown = [name for name in raw if _key(name) not in by_name]
+    if unknown:
+        known = ", ".join(sorted(by_name)) or "none"
+        raise ConfigError(f"{where} has no option '{unknown[0]}' (known options: {known})")
+    values: dict[str, Any] = {}
+    given = {_key(name): value for name, value in raw.items()}
+    for opt in declared:
+        if opt.name in given:
+            values[opt.name] = opt.parse(given[opt.name], where)
+        elif opt.required:
+            raise ConfigError(f"{where} needs option '{opt.name}' ({opt.help or opt.type})")
+        else:
+            values[opt.name] = opt.parse(opt.default, where) if opt.default is not None else None
+    return values
+
+
+def _key(name: str) -> str:
+    return name.strip().replace("-", "_")
+
+
+def split_pairs(pairs: Iterable[str], flag: str) -> dict[str, str]:
+    """``["a=1", "b=x=y"]`` -> ``{"a": "1", "b": "x=y"}``; a pair without ``=`` is a ConfigError."""
+    result: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{flag} expects KEY=VALUE, got {pair!r}")
+        result[key.strip()] = value
+    return result

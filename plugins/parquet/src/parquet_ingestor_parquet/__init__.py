@@ -1,0 +1,1 @@
+"""Parquet encoder for parquet-ingestor (pyarrow, optional fastparquet engine)."""

@@ -1,0 +1,1 @@
+"""Amazon S3 sink for parquet-ingestor: streaming multipart uploads."""

@@ -1,0 +1,1 @@
+"""Amazon SQS source for parquet-ingestor: long polling, leases, batch acks."""
