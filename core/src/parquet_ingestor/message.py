@@ -3,29 +3,42 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
-_NO_ATTRIBUTES: Mapping[str, Any] = {}
+_NO_ATTRIBUTES: Mapping[str, Any] = MappingProxyType({})
 
 
-@dataclass(slots=True, eq=False)
 class Message:
     """One message from a source.
 
     ``body`` is the raw payload; ``attributes`` carries source metadata (SQS message id, sent
     timestamp, receive count, message attributes...); ``handle`` is whatever the source needs to
-    settle it later (a receipt handle, a stream id). Messages compare by identity.
+    settle it later (a receipt handle, a stream id). Messages compare by identity. A plain
+    slotted class, not a dataclass: sources create millions of these.
     """
 
-    id: str
-    body: bytes
-    attributes: Mapping[str, Any] = field(default=_NO_ATTRIBUTES)
-    handle: Any = None
+    __slots__ = ("id", "body", "attributes", "handle")
+
+    def __init__(
+        self,
+        id: str,  # noqa: A002 - the natural name
+        body: bytes,
+        attributes: Mapping[str, Any] = _NO_ATTRIBUTES,
+        handle: Any = None,
+    ) -> None:
+        self.id = id
+        self.body = body
+        self.attributes = attributes
+        self.handle = handle
 
     @property
     def size(self) -> int:
         return len(self.body)
+
+    def __repr__(self) -> str:
+        return f"Message(id={self.id!r}, size={len(self.body)})"
 
 
 @dataclass(slots=True, frozen=True)

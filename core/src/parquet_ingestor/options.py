@@ -47,7 +47,7 @@ class Option:
 
     def describe(self) -> str:
         """One line for ``ingest plugins`` and ``--help``."""
-        parts = [self.type]
+        parts: list[str] = [self.type]
         if self.choices:
             parts = ["|".join(self.choices)]
         if self.required:
@@ -58,7 +58,8 @@ class Option:
 
     def parse(self, value: Any, where: str) -> Any:
         """Convert one raw value (string or TOML value) to this option's type."""
-        label = f"{where} option '{self.name}'"
+        label = (f"--{self.name.replace('_', '-')}" if where == "pipeline"
+                 else f"{where} option '{self.name}'")
         try:
             parsed = _convert(self.type, value)
         except (TypeError, ValueError) as exc:
@@ -83,7 +84,7 @@ def _convert(kind: OptionType, value: Any) -> Any:
             raise ValueError(f"expected text, got {value!r}")
         return str(value)
     if kind == "int":
-        if isinstance(value, bool) or isinstance(value, float):
+        if isinstance(value, bool | float):
             raise ValueError(f"expected a whole number, got {value!r}")
         try:
             return int(value)

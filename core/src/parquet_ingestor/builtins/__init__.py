@@ -1,1 +1,56 @@
-"""Built-ins."""
+"""The built-in components, registered through the same hooks as any plugin.
+
+source ``file`` (JSON-lines files, a directory, a glob or stdin), transformer ``json``,
+encoder ``jsonl`` and sink ``file`` (a local directory): enough to use the core alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..hookspecs import hookimpl
+from ..options import Option
+
+FILE_SOURCE_OPTIONS = (
+    Option("path", required=True,
+           help="JSON-lines file, directory, or glob (gzip files too); '-' reads stdin"),
+    Option("max_deliveries", "int", default=3, min=1,
+           help="times a nacked line is re-delivered before the run reports it failed"),
+)
+JSON_OPTIONS = (
+    Option("schema", help="JSON file mapping column -> Arrow type, e.g. {\"user_id\": \"int64\"}"),
+    Option("lines", "bool", default=False, help="each message holds several JSON lines"),
+    Option("add_attributes", "list", default=[],
+           help="message attributes to add as _NAME columns (message_id, sent_timestamp, ...)"),
+)
+JSONL_OPTIONS = (
+    Option("compression", default="none", choices=("none", "gzip"), help="compress the output"),
+)
+FILE_SINK_OPTIONS = (
+    Option("path", required=True, help="root directory; nothing is written outside it"),
+    Option("fsync", "bool", default=True, help="fsync files and directories before commit"),
+)
+
+
+@hookimpl
+def ingest_register_sources(register: Any) -> None:
+    register("file", "parquet_ingestor.builtins.file_source:FileSource",
+             options=FILE_SOURCE_OPTIONS, help="JSON lines from files, a directory, a glob or stdin")
+
+
+@hookimpl
+def ingest_register_transformers(register: Any) -> None:
+    register("json", "parquet_ingestor.builtins.json_transformer:JsonTransformer",
+             options=JSON_OPTIONS, help="each message body is a JSON object (or JSON lines)")
+
+
+@hookimpl
+def ingest_register_encoders(register: Any) -> None:
+    register("jsonl", "parquet_ingestor.builtins.jsonl_encoder:JsonlEncoder",
+             options=JSONL_OPTIONS, help="JSON lines, optionally gzip-compressed")
+
+
+@hookimpl
+def ingest_register_sinks(register: Any) -> None:
+    register("file", "parquet_ingestor.builtins.file_sink:FileSink",
+             options=FILE_SINK_OPTIONS, help="a local directory (temporary name, then rename)")

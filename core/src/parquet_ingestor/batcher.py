@@ -1,0 +1,78 @@
+"""The batcher: collects messages until a threshold says flush (bytes, count or age)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .message import Message
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    """Flush when any limit is reached. ``max_records=0`` and ``max_age=0`` switch that limit off.
+
+    ``max_records`` counts input messages (what the source delivered), like Firehose records.
+    """
+
+    max_bytes: int = 5 * 1024 * 1024
+    max_records: int = 0
+    max_age: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.max_bytes <= 0:
+            raise ValueError("max_bytes must be positive")
+        if self.max_records < 0 or self.max_age < 0:
+            raise ValueError("max_records and max_age must not be negative")
+
+
+class Batcher:
+    """Not thread-safe: owned by the receive loop, which hands full batches to flush workers."""
+
+    def __init__(
+        self, limits: BatchLimits, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limits = limits
+        self.clock = clock
+        self._messages: list[Message] = []
+        self._bytes = 0
+        self._started: float | None = None
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    def add(self, messages: Sequence[Message]) -> list[list[Message]]:
+        """Add messages; return the batches that became full (usually none or one)."""
+        full: list[list[Message]] = []
+        max_bytes, max_records = self.limits.max_bytes, self.limits.max_records
+        if self._started is None and messages:
+            self._started = self.clock()
+        for message in messages:
+            self._messages.append(message)
+            self._bytes += len(message.body)
+            if self._bytes >= max_bytes or (max_records and len(self._messages) >= max_records):
+                full.append(self.take())
+                self._started = self.clock()
+        if not self._messages:
+            self._started = None
+        return full
+
+    def due(self) -> bool:
+        """True when the oldest message has waited ``max_age``."""
+        return bool(self._messages) and self.time_left() <= 0
+
+    def time_left(self) -> float:
+        """Seconds until the age limit fires (infinity when empty or the limit is off)."""
+        if self._started is None or not self.limits.max_age:
+            return float("inf")
+        return self._started + self.limits.max_age - self.clock()
+
+    def take(self) -> list[Message]:
+        """Everything buffered, emptying the batcher."""
+        batch, self._messages, self._bytes, self._started = self._messages, [], 0, None
+        return batch

@@ -1,0 +1,112 @@
+"""Source ``file``: one message per line of JSON-lines files, a directory, a glob, or stdin.
+
+A file cannot redeliver, so a nacked line is queued again in memory, up to ``max_deliveries``
+times; after that it is counted in :attr:`FileSource.failed` and the run reports it.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import logging
+import os
+import sys
+from collections import deque
+from collections.abc import Generator, Sequence
+from typing import IO
+
+from ..errors import ConfigError
+from ..interfaces import BaseSource
+from ..message import Message
+
+log = logging.getLogger(__name__)
+_PATTERNS = ("*.jsonl", "*.ndjson", "*.json", "*.jsonl.gz", "*.ndjson.gz", "*.json.gz")
+
+
+class FileSource(BaseSource):
+    """Reads lines lazily, so memory does not grow with the file."""
+
+    def __init__(self, path: str, max_deliveries: int = 3) -> None:
+        self.path = path
+        self.max_deliveries = max_deliveries
+        self.files = ["-"] if path == "-" else self._expand(path)
+        self.failed: list[Message] = []
+        self._lines = self._iter_lines()
+        self._retry: deque[Message] = deque()
+        self._deliveries: dict[str, int] = {}
+        self._done = False
+        self._open_file: IO[bytes] | None = None
+
+    @staticmethod
+    def _expand(path: str) -> list[str]:
+        if os.path.isdir(path):
+            found = sorted({f for p in _PATTERNS for f in glob.glob(os.path.join(path, "**", p),
+                                                                    recursive=True)})
+        elif any(ch in path for ch in "*?["):
+            found = sorted(f for f in glob.glob(path, recursive=True) if os.path.isfile(f))
+        elif os.path.isfile(path):
+            found = [path]
+        else:
+            raise ConfigError(f"source 'file' option 'path': {path!r} does not exist")
+        if not found:
+            raise ConfigError(f"source 'file' option 'path': no files match {path!r}")
+        return found
+
+    def _iter_lines(self) -> Generator[Message, None, None]:
+        for name in self.files:
+            if name == "-":
+                handle: IO[bytes] = sys.stdin.buffer
+                label = "stdin"
+            else:
+                handle = gzip.open(name, "rb") if name.endswith(".gz") else open(name, "rb")  # type: ignore[assignment]  # noqa: SIM115
+                label = name
+            self._open_file = handle
+            try:
+                for number, line in enumerate(handle, 1):
+                    body = line.rstrip(b"\r\n")
+                    if body.strip():
+                        yield Message(f"{label}:{number}", body)
+            finally:
+                if handle is not sys.stdin.buffer:
+                    handle.close()
+                self._open_file = None
+
+    def receive(self, max_messages: int, timeout: float) -> Sequence[Message]:
+        out: list[Message] = []
+        while self._retry and len(out) < max_messages:
+            out.append(self._retry.popleft())
+        if self._done:
+            return out
+        append = out.append
+        lines = self._lines
+        try:
+            while len(out) < max_messages:
+                append(next(lines))
+        except StopIteration:
+            self._done = True
+        return out
+
+    def ack(self, messages: Sequence[Message]) -> None:
+        if self._deliveries:
+            for message in messages:
+                self._deliveries.pop(message.id, None)
+
+    def nack(self, messages: Sequence[Message], delay: float | None = None) -> None:
+        for message in messages:
+            count = self._deliveries.get(message.id, 1) + 1
+            if count > self.max_deliveries:
+                self._deliveries.pop(message.id, None)
+                self.failed.append(message)
+                log.error("line %s failed %d times and cannot be redelivered from a file",
+                          message.id, self.max_deliveries)
+            else:
+                self._deliveries[message.id] = count
+                self._retry.append(message)
+
+    @property
+    def exhausted(self) -> bool:
+        return self._done and not self._retry
+
+    def close(self) -> None:
+        if self._open_file is not None:
+            self._lines.close()

@@ -1,0 +1,79 @@
+"""Transformer ``json``: each message body is a JSON object (or, with ``lines``, JSON lines).
+
+It does not decode anything itself: it hands :class:`~parquet_ingestor.records.JsonLines` to
+the encoder, which decodes the whole batch at once (the Parquet plugin with pyarrow's reader)
+or falls back to ``json.loads``. Bodies that cannot be a JSON object are rejected here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import ConfigError
+from ..interfaces import TransformResult
+from ..message import Message, Rejection
+from ..records import JsonLines, SchemaSpec
+
+
+def load_schema(path: str) -> dict[str, str]:
+    """Read a schema file: a JSON object mapping column name -> Arrow type name."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"transformer 'json' option 'schema': cannot read {path!r}: "
+                          f"{exc.strerror}") from None
+    except ValueError as exc:
+        raise ConfigError(f"transformer 'json' option 'schema': {path!r} is not JSON: {exc}") from None
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise ConfigError("transformer 'json' option 'schema': expected an object of "
+                          "column -> type name, e.g. {\"user_id\": \"int64\"}")
+    return data
+
+
+class JsonTransformer:
+    """Body -> one JSON object (or several with ``lines=True``)."""
+
+    def __init__(
+        self, schema: str | None = None, lines: bool = False,
+        add_attributes: Sequence[str] | None = None,
+    ) -> None:
+        self.schema: SchemaSpec | None = load_schema(schema) if schema else None
+        self.lines = lines
+        self.add_attributes = list(add_attributes or [])
+
+    def transform(self, messages: Sequence[Message]) -> TransformResult:
+        lines: list[bytes] = []
+        sources: list[int] = []
+        rejected: list[Rejection] = []
+        append_line, append_source = lines.append, sources.append
+        for index, message in enumerate(messages):
+            body = message.body
+            if self.lines:
+                before = len(lines)
+                for line in body.splitlines():
+                    if line.strip():
+                        append_line(line)
+                        append_source(index)
+                bad = next((ln for ln in lines[before:] if not ln.lstrip().startswith(b"{")), None)
+                if bad is not None:
+                    del lines[before:], sources[before:]
+                    rejected.append(Rejection(message, "a line is not a JSON object"))
+                continue
+            if not body.lstrip().startswith(b"{"):
+                reason = "empty message" if not body.strip() else "body is not a JSON object"
+                rejected.append(Rejection(message, reason))
+                continue
+            if b"\n" in body or b"\r" in body:  # whitespace between tokens: safe to flatten
+                body = body.replace(b"\r", b" ").replace(b"\n", b" ")
+            append_line(body)
+            append_source(index)
+        columns: dict[str, list[Any]] = {}
+        for name in self.add_attributes:
+            if name == "message_id":
+                columns["_message_id"] = [messages[s].id for s in sources]
+            else:
+                columns[f"_{name}"] = [messages[s].attributes.get(name) for s in sources]
+        return TransformResult(JsonLines(lines, sources, columns, self.schema), rejected)

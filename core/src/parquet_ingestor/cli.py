@@ -1,0 +1,255 @@
+"""The ``ingest`` command.
+
+``ingest --source NAME --sink NAME [options]`` runs a pipeline; ``ingest plugins`` lists what is
+installed. Bad input exits 2 with one line naming the problem; a fatal runtime error exits 1.
+Nothing heavy (pyarrow, boto3) is imported until a component is built.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+
+from .config import (
+    PIPELINE_OPTIONS,
+    ComponentChoice,
+    RunConfig,
+    build_pipeline,
+    load_toml,
+    merge,
+)
+from .errors import ConfigError, IngestError
+from .options import split_pairs
+from .plugins import KINDS, Registry, get_registry
+
+log = logging.getLogger("parquet_ingestor")
+_COMPONENT_FLAGS = ("source", "transformer", "encoder", "sink", "error_sink")
+
+
+def _pipeline_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add one click option per entry of PIPELINE_OPTIONS (the single declaration)."""
+    for opt in reversed(PIPELINE_OPTIONS):
+        flag = "--" + opt.name.replace("_", "-")
+        default = f" [default: {opt.default}]" if opt.default not in (None, "", 0, False) else ""
+        if opt.type == "bool":
+            func = click.option(f"{flag}/--no-{flag[2:]}", opt.name, default=None,
+                                help=opt.help + default)(func)
+        else:
+            metavar = {"size": "SIZE", "duration": "DURATION", "int": "N"}.get(opt.type, "TEXT")
+            if opt.choices:
+                metavar = "[" + "|".join(opt.choices) + "]"
+            func = click.option(flag, opt.name, default=None, metavar=metavar,
+                                help=opt.help + default)(func)
+    return func
+
+
+def _component_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    helps = {
+        "source": "where messages come from (see `ingest plugins`)",
+        "transformer": "turns messages into records [default: json]",
+        "encoder": "file format [default: parquet when installed, else jsonl]",
+        "sink": "where files go",
+        "error_sink": "where rejected messages go (default: back to the source)",
+    }
+    for name in reversed(_COMPONENT_FLAGS):
+        flag = name.replace("_", "-")
+        func = click.option(f"--{flag}-opt", f"{name}_opt", multiple=True, metavar="K=V",
+                            help=f"option for the {flag} (repeatable)")(func)
+        func = click.option(f"--{flag}", name, default=None, metavar="NAME",
+                            help=helps[name])(func)
+    return func
+
+
+@click.group(
+    invoke_without_command=True,
+    context_settings={"auto_envvar_prefix": "INGEST", "help_option_names": ["-h", "--help"],
+                      "max_content_width": 100},
+)
+@_component_options
+@_pipeline_options
+@click.option("--config", "config_file", metavar="FILE.toml",
+              help="TOML config file (command line and INGEST_* variables win)")
+@click.version_option(package_name="parquet-ingestor", prog_name="ingest")
+@click.pass_context
+def cli(ctx: click.Context, /, config_file: str | None, **params: Any) -> None:
+    """Turn streaming messages into time-partitioned Parquet files.
+
+    \b
+    Examples:
+      ingest --source file --source-opt path=events.jsonl --sink file --sink-opt path=out
+      ingest --source sqs --source-opt queue_url=$QUEUE --sink s3 --sink-opt bucket=lake
+      ingest plugins
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    config = RunConfig()
+    if config_file:
+        config = load_toml(config_file)
+    config = merge(config, _config_from_params(params))
+    values = config.values()
+    from .logs import setup_logging
+
+    setup_logging(values["log_level"], values["log_format"])
+    registry = get_registry()
+    pipeline = build_pipeline(config, registry)
+    ctx.exit(_run(pipeline, values))
+
+
+def _config_from_params(params: dict[str, Any]) -> RunConfig:
+    config = RunConfig()
+    for name in _COMPONENT_FLAGS:
+        flag = "--" + name.replace("_", "-") + "-opt"
+        opts = split_pairs(params.get(f"{name}_opt") or (), flag)
+        if params.get(name):
+            setattr(config, name, ComponentChoice(params[name], opts))
+        elif opts:
+            setattr(config, name, ComponentChoice("", opts))  # options for the configured one
+    config.pipeline = {opt.name: params[opt.name] for opt in PIPELINE_OPTIONS
+                       if params.get(opt.name) is not None}
+    # a bare --x-opt with the component named in the config file: keep the config's name
+    return config
+
+
+def _run(pipeline: Any, values: dict[str, Any]) -> int:
+    """Run with signal handling: first SIGINT/SIGTERM drains, a second aborts."""
+    signals_seen = 0
+
+    def on_signal(signum: int, frame: Any) -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        if signals_seen == 1:
+            log.info("%s: finishing in-flight batches (send again to abort)",
+                     signal.Signals(signum).name)
+            pipeline.stop()
+        else:
+            log.warning("second signal: aborting, unwritten messages are not acknowledged")
+            pipeline.abort()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    exporter = None
+    try:
+        if values.get("metrics_port") is not None:
+            from .exporter import start_exporter
+
+            exporter = start_exporter(pipeline, values["metrics_port"])
+        metrics = pipeline.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if exporter is not None:
+            exporter.shutdown()
+    snap = metrics.snapshot()
+    log.info(
+        "stopped (%s): %d messages, %d files, %d rows, %d bytes, %d rejected, %d nacked",
+        pipeline.stopped_reason, snap["received"], snap["files_written"], snap["rows_written"],
+        snap["bytes_written"], snap["rejected"], snap["nacked"],
+        extra={"event": "stopped", **{k: v for k, v in snap.items() if isinstance(v, int | float)}},
+    )
+    if pipeline.aborted:
+        return 130
+    failed = getattr(pipeline.source, "failed", None)
+    if failed:
+        log.error("%d messages could not be written nor routed to an error sink", len(failed))
+        return 1
+    return 0
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.option("--check", is_flag=True, help="exit 1 when any plugin failed to load")
+def plugins_command(as_json: bool, check: bool) -> None:
+    """List installed plugins, their components and options, and load errors."""
+    registry = get_registry()
+    if as_json:
+        click.echo(json.dumps(describe_plugins(registry), indent=2))
+    else:
+        _print_plugins(registry)
+    if check and registry.errors():
+        sys.exit(1)
+
+
+def describe_plugins(registry: Registry) -> list[dict[str, Any]]:
+    """Plugins as data (``ingest plugins --json``); secret option defaults are never shown."""
+    out = []
+    for info in registry.plugins.values():
+        out.append({
+            "name": info.name,
+            "distribution": info.distribution,
+            "version": info.version,
+            "module": info.module,
+            "error": info.error,
+            "components": [
+                {"kind": c.kind, "name": c.name, "help": c.help, "options": [
+                    {"name": o.name, "type": o.type, "required": o.required,
+                     "default": None if o.secret else o.default, "help": o.help,
+                     "choices": list(o.choices) if o.choices else None}
+                    for o in c.options]}
+                for c in info.components
+            ],
+        })
+    return out
+
+
+def _print_plugins(registry: Registry) -> None:
+    for info in registry.plugins.values():
+        version = f" {info.version}" if info.version else ""
+        click.echo(f"{info.name}  ({info.distribution}{version})")
+        if info.error:
+            click.echo(f"  ! failed to load: {info.error}")
+        for kind in KINDS:
+            for spec in info.components:
+                if spec.kind != kind:
+                    continue
+                click.echo(f"  {kind} {spec.name}: {spec.help}")
+                for opt in spec.options:
+                    click.echo(f"      {opt.describe()}")
+        click.echo()
+    for line in registry.errors():
+        if "registered by both" in line:
+            click.echo(f"! {line}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: one-line errors (exit 2 for bad input, 1 for runtime failures)."""
+    try:
+        registry = get_registry()
+        registry.hook.ingest_register_commands(cli=cli)
+    except Exception as exc:  # noqa: BLE001 - a plugin's command hook must not brick the CLI
+        click.echo(f"ingest: warning: plugin commands not loaded: {exc}", err=True)
+    try:
+        code = cli.main(args=list(argv) if argv is not None else None, prog_name="ingest",
+                        standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("ingest: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"ingest: error: {_one_line(exc.format_message())}", err=True)
+        sys.exit(2)
+    except ConfigError as exc:
+        click.echo(f"ingest: error: {_one_line(str(exc))}", err=True)
+        sys.exit(2)
+    except IngestError as exc:
+        click.echo(f"ingest: fatal: {_one_line(str(exc))}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - last resort: one line, details at DEBUG
+        log.debug("fatal error", exc_info=True)
+        from .logs import redact
+
+        click.echo(f"ingest: fatal: {type(exc).__name__}: {_one_line(redact(str(exc)))}", err=True)
+        sys.exit(1)
+    if isinstance(code, int):
+        sys.exit(code)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

@@ -1,0 +1,204 @@
+"""Run configuration: the command line, ``INGEST_*`` variables and a TOML file, merged.
+
+The pipeline's own settings are declared once, as :data:`PIPELINE_OPTIONS`; the CLI flags
+(``--batch-max-bytes``), the config file's ``[pipeline]`` keys (``batch_max_bytes``) and the
+validation all come from that list. Components are chosen by name and configured by their own
+declared options. Precedence: command line, then environment, then config file, then defaults.
+
+.. code-block:: toml
+
+    [source]
+    name = "sqs"
+    queue_url = "https://sqs.us-east-1.amazonaws.com/123456789012/events"
+
+    [sink]
+    name = "s3"
+    bucket = "my-lake"
+    prefix = "events/"
+
+    [pipeline]
+    batch_max_bytes = "64MiB"
+    batch_max_age = "5m"
+    workers = 4
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .batcher import BatchLimits
+from .errors import ConfigError
+from .options import Option, parse_options
+from .pipeline import Pipeline, PipelineSettings
+from .plugins import Kind, Registry
+from .retry import RetryPolicy
+
+COMPONENTS: tuple[tuple[str, Kind], ...] = (
+    ("source", "source"), ("transformer", "transformer"), ("encoder", "encoder"),
+    ("sink", "sink"), ("error_sink", "sink"),
+)
+
+PIPELINE_OPTIONS: tuple[Option, ...] = (
+    Option("batch_max_bytes", "size", default="5MiB", min=1,
+           help="flush when the batch holds this many input bytes"),
+    Option("batch_max_records", "int", default=0, min=0,
+           help="flush when the batch holds this many messages (0: off)"),
+    Option("batch_max_age", "duration", default="5m",
+           help="flush when the oldest message has waited this long (0: off)"),
+    Option("workers", "int", default=4, min=1, max=256, help="concurrent flush workers"),
+    Option("key_template", default="%Y/%m/%d/%H/{unix_ns}-{random}.{ext}",
+           help="object key: strftime codes, {uuid} {random} {unix_ns} {ext} {field:NAME}"),
+    Option("partition_by", default="processing",
+           help="'processing' (flush time) or 'event:FIELD' (each record's own time)"),
+    Option("on_missing_time", default="processing", choices=("processing", "reject"),
+           help="records without a usable event time: processing-time partition, or reject"),
+    Option("max_open_partitions", "int", default=64, min=1,
+           help="most files one flush may fan out to; the rest go to an overflow partition"),
+    Option("on_partition_overflow", default="processing", choices=("processing", "reject"),
+           help="rows past max_open_partitions: overflow partition, or reject"),
+    Option("target_file_size", "size", default=0,
+           help="roll to a new file at about this encoded size (0: one file per partition)"),
+    Option("exit_when_idle", "duration",
+           help="stop cleanly once the source has been empty this long"),
+    Option("manifest", "bool", default=False,
+           help="write KEY.manifest.json with the source message ids of each file"),
+    Option("write_attempts", "int", default=5, min=1, help="tries per file write"),
+    Option("write_max_delay", "duration", default="30s", help="longest wait between write tries"),
+    Option("ack_attempts", "int", default=5, min=1, help="tries per acknowledgement"),
+    Option("ack_max_delay", "duration", default="5s", help="longest wait between ack tries"),
+    Option("log_level", default="INFO",
+           choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), help="log level"),
+    Option("log_format", default="text", choices=("text", "json"),
+           help="text for people, json for log shippers (one object per line)"),
+    Option("metrics_port", "int", min=0, max=65535,
+           help="serve Prometheus /metrics and /healthz on this port"),
+)
+
+
+@dataclass
+class ComponentChoice:
+    """A component by name, with its raw (not yet validated) options."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunConfig:
+    """Everything a run needs, before validation: component choices and raw pipeline values."""
+
+    source: ComponentChoice | None = None
+    transformer: ComponentChoice | None = None
+    encoder: ComponentChoice | None = None
+    sink: ComponentChoice | None = None
+    error_sink: ComponentChoice | None = None
+    pipeline: dict[str, Any] = field(default_factory=dict)
+
+    def values(self) -> dict[str, Any]:
+        """The pipeline settings, typed and validated (ConfigError names the flag)."""
+        return parse_options(PIPELINE_OPTIONS, self.pipeline, "pipeline")
+
+
+def load_toml(path: str) -> RunConfig:
+    """Read a config file into a RunConfig; unknown sections and keys are errors."""
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"--config: cannot read {path!r}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"--config: {path!r} is not valid TOML: {exc}") from None
+    config = RunConfig()
+    for section, value in data.items():
+        if section == "pipeline":
+            if not isinstance(value, dict):
+                raise ConfigError("--config: [pipeline] must be a table")
+            config.pipeline = dict(value)
+        elif section in dict(COMPONENTS):
+            if isinstance(value, str):
+                setattr(config, section, ComponentChoice(value))
+            elif isinstance(value, dict) and isinstance(value.get("name"), str):
+                options = {k: v for k, v in value.items() if k != "name"}
+                setattr(config, section, ComponentChoice(value["name"], options))
+            else:
+                raise ConfigError(f"--config: [{section}] needs a name = \"...\"")
+        else:
+            known = ", ".join(["pipeline", *dict(COMPONENTS)])
+            raise ConfigError(f"--config: unknown section [{section}] (known: {known})")
+    return config
+
+
+def merge(base: RunConfig, over: RunConfig) -> RunConfig:
+    """``over`` wins: a component named again replaces the name and adds/overrides options."""
+    merged = RunConfig(pipeline={**base.pipeline, **over.pipeline})
+    for attr, _ in COMPONENTS:
+        low: ComponentChoice | None = getattr(base, attr)
+        high: ComponentChoice | None = getattr(over, attr)
+        if high is not None and not high.name:  # options only: for the component named below
+            if low is None:
+                flag = attr.replace("_", "-")
+                raise ConfigError(f"--{flag}-opt given without --{flag}")
+            high = ComponentChoice(low.name, high.options)
+        if high is None:
+            setattr(merged, attr, low)
+        elif low is None or low.name == high.name:
+            options = {**(low.options if low else {}), **high.options}
+            setattr(merged, attr, ComponentChoice(high.name, options))
+        else:
+            setattr(merged, attr, high)
+    return merged
+
+
+def settings_from(values: Mapping[str, Any]) -> PipelineSettings:
+    """PipelineSettings from validated pipeline values."""
+    return PipelineSettings(
+        batch=BatchLimits(values["batch_max_bytes"], values["batch_max_records"],
+                          values["batch_max_age"]),
+        workers=values["workers"],
+        key_template=values["key_template"],
+        partition_by=values["partition_by"],
+        on_missing_time=values["on_missing_time"],
+        max_open_partitions=values["max_open_partitions"],
+        on_partition_overflow=values["on_partition_overflow"],
+        target_file_size=values["target_file_size"],
+        exit_when_idle=values["exit_when_idle"],
+        manifest=values["manifest"],
+        write_retry=RetryPolicy(values["write_attempts"], 0.5, values["write_max_delay"]),
+        ack_retry=RetryPolicy(values["ack_attempts"], 0.2, values["ack_max_delay"]),
+    )
+
+
+def default_encoder(registry: Registry) -> str:
+    """``parquet`` when its plugin is installed, else ``jsonl``."""
+    return "parquet" if "parquet" in registry.components["encoder"] else "jsonl"
+
+
+def build_pipeline(config: RunConfig, registry: Registry) -> Pipeline:
+    """Validate everything, then create the components and the pipeline (ConfigError on bad input)."""
+    if config.source is None:
+        raise ConfigError("no source given: use --source NAME (see `ingest plugins`)")
+    if config.sink is None:
+        raise ConfigError("no sink given: use --sink NAME (see `ingest plugins`)")
+    transformer = config.transformer or ComponentChoice("json")
+    encoder = config.encoder or ComponentChoice(default_encoder(registry))
+    chosen = {"source": config.source, "transformer": transformer, "encoder": encoder,
+              "sink": config.sink, "error_sink": config.error_sink}
+    specs = {}
+    for attr, kind in COMPONENTS:
+        choice = chosen[attr]
+        if choice is not None:
+            spec = registry.get(kind, choice.name)
+            spec.parse(choice.options)  # validate all before creating any
+            specs[attr] = spec
+    settings = settings_from(config.values())
+    built = {attr: specs[attr].create(chosen[attr].options)  # type: ignore[union-attr]
+             for attr in specs}
+    return Pipeline(
+        source=built["source"], sink=built["sink"], encoder=built["encoder"],
+        transformer=built["transformer"], settings=settings,
+        error_sink=built.get("error_sink"), hooks=registry.hook,
+        names={attr: chosen[attr].name for attr in specs},  # type: ignore[union-attr]
+    )
