@@ -1,0 +1,146 @@
+"""Python dicts -> Arrow table (the ``RecordList`` path), rejecting rows instead of failing.
+
+The fast path is ``pa.Table.from_pylist`` with the cyclic GC paused (it allocates millions of
+objects and the collector would rescan them all). When a column will not convert as a whole,
+that column alone is rebuilt value by value to find the rows that do not fit.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from itertools import chain
+from typing import Any
+
+import pyarrow as pa
+from parquet_ingestor.records import to_datetime
+
+from .combine import json_text
+
+_CONVERSION_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError,
+                      TypeError, ValueError, OverflowError)
+
+_gc_lock = threading.Lock()
+_gc_pausers = 0
+_gc_was_enabled = False
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Disable the cyclic GC while any thread builds a table (reference counted across threads)."""
+    global _gc_pausers, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pausers == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pausers += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pausers -= 1
+            if _gc_pausers == 0 and _gc_was_enabled:
+                gc.enable()
+
+
+def table_from_rows(
+    rows: list[dict[str, Any]], schema: pa.Schema | None, keep_extra: bool, strict: bool
+) -> tuple[pa.Table, list[tuple[int, str]]]:
+    """Build a table from ``rows``; returns it (rejected rows removed) and (row index, reason).
+
+    ``schema`` fields get exactly their type; other keys are inferred when ``keep_extra`` (or
+    when there is no schema) and dropped otherwise.
+    """
+    with gc_paused():
+        if schema is not None and not keep_extra:
+            try:
+                return pa.Table.from_pylist(rows, schema=schema), []
+            except _CONVERSION_ERRORS:
+                pass
+        return _by_column(rows, schema, keep_extra, strict)
+
+
+def _by_column(
+    rows: list[dict[str, Any]], schema: pa.Schema | None, keep_extra: bool, strict: bool
+) -> tuple[pa.Table, list[tuple[int, str]]]:
+    names: list[str] = list(schema.names) if schema is not None else []
+    if schema is None or keep_extra:
+        declared = set(names)
+        names += [k for k in dict.fromkeys(chain.from_iterable(rows)) if k not in declared]
+    bad: dict[int, str] = {}
+    arrays: list[pa.Array] = []
+    fields: list[pa.Field] = []
+    for name in names:
+        values = [row.get(name) for row in rows]
+        if schema is not None and name in schema.names:
+            target = schema.field(name)
+            array = _typed_column(name, values, target.type, bad)
+            fields.append(target)
+        else:
+            array = _inferred_column(name, values, strict, bad)
+            fields.append(pa.field(name, array.type))
+        arrays.append(array)
+    table = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+    if bad:
+        keep = pa.array([i not in bad for i in range(len(rows))])
+        table = table.filter(keep)
+    return table, sorted(bad.items())
+
+
+def _typed_column(name: str, values: list[Any], kind: pa.DataType, bad: dict[int, str]) -> pa.Array:
+    try:
+        return pa.array(values, kind)
+    except _CONVERSION_ERRORS:
+        pass
+    if pa.types.is_timestamp(kind):  # ISO-8601 text and epoch numbers where a time is declared
+        converted = []
+        for i, value in enumerate(values):
+            if isinstance(value, str | int | float) and not isinstance(value, bool):
+                when = to_datetime(value)
+                if when is None:
+                    bad.setdefault(i, f"field '{name}': cannot read {value!r} as a timestamp")
+                converted.append(when)
+            else:
+                converted.append(value)
+        values = converted
+        try:
+            return pa.array(values, kind)
+        except _CONVERSION_ERRORS:
+            pass
+    for i, value in enumerate(values):
+        if value is None:
+            continue
+        try:
+            pa.array([value], kind)
+        except _CONVERSION_ERRORS as exc:
+            bad.setdefault(i, f"field '{name}': {value!r:.80} is not {kind} ({exc})")
+            values[i] = None
+    return pa.array(values, kind)
+
+
+def _inferred_column(name: str, values: list[Any], strict: bool, bad: dict[int, str]) -> pa.Array:
+    try:
+        return pa.array(values)
+    except _CONVERSION_ERRORS:
+        pass
+    if not strict:  # evolve: mixed types become text (nested values as JSON)
+        return pa.array([json_text(v) for v in values], pa.string())
+    kinds = Counter(type(v) for v in values if v is not None)
+    winner = kinds.most_common(1)[0][0]
+    kind = pa.array([next(v for v in values if type(v) is winner)]).type
+    for i, value in enumerate(values):
+        if value is None or type(value) is winner:
+            continue
+        try:
+            pa.array([value], kind)
+        except _CONVERSION_ERRORS:
+            bad.setdefault(i, f"field '{name}': {type(value).__name__} value where the batch "
+                              f"has {kind}")
+            values[i] = None
+    try:
+        return pa.array(values, kind)
+    except _CONVERSION_ERRORS:
+        return _typed_column(name, values, kind, bad)

@@ -1,0 +1,192 @@
+"""FrameWriters: stream an ArrowFrame into an open sink writer as one Parquet file."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .frame import ArrowFrame
+from .schema import fingerprint
+
+
+@dataclass(frozen=True)
+class WriteSettings:
+    """How files are written (the encoder's options, validated)."""
+
+    compression: str = "snappy"  # snappy zstd gzip lz4 none
+    compression_level: int | None = None
+    row_group_size: int = 131_072
+
+
+def writer_name() -> str:
+    try:
+        return f"parquet-ingestor {version('parquet-ingestor')}"
+    except PackageNotFoundError:
+        return "parquet-ingestor"
+
+
+def file_metadata(schema: pa.Schema, metadata: Mapping[str, str]) -> dict[str, str]:
+    """The core's metadata plus ``ingest.writer`` (unless given) and ``ingest.schema_fingerprint``."""
+    result = {"ingest.writer": writer_name()}
+    result.update({str(k): str(v) for k, v in metadata.items()})
+    result["ingest.schema_fingerprint"] = fingerprint(schema)
+    return result
+
+
+class _Unclosable:
+    """Passes writes to the sink's stream; closing it does not close the stream (the sink commits)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        written = self._stream.write(data)
+        return len(data) if written is None else written
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return False
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class ArrowFrameWriter:
+    """pyarrow's ParquetWriter over the stream, one row group per ``row_group_size`` rows.
+
+    Frames are written in table slices, so the writer's own memory is about one row group.
+    """
+
+    def __init__(self, stream: BinaryIO, schema: pa.Schema, settings: WriteSettings,
+                 memory_pool: pa.MemoryPool | None = None) -> None:
+        self.schema = schema
+        self.settings = settings
+        self._sink = pa.PythonFile(_Unclosable(stream), mode="w")
+        self._writer = pq.ParquetWriter(
+            self._sink, schema,
+            compression=settings.compression,
+            compression_level=settings.compression_level,
+            use_dictionary=True,
+            write_statistics=True,
+            memory_pool=memory_pool,
+        )
+
+    def write(self, frame: ArrowFrame) -> None:
+        table = _conform(frame.table, self.schema)
+        size = self.settings.row_group_size
+        for start in range(0, table.num_rows, size):
+            self._writer.write_table(table.slice(start, size), row_group_size=size)
+
+    def close(self, metadata: Mapping[str, str]) -> None:
+        self._writer.add_key_value_metadata(file_metadata(self.schema, metadata))
+        self._writer.close()
+        self._sink.close()  # closes the wrapper only; the sink's stream stays open
+
+
+class FastparquetFrameWriter:
+    """fastparquet writes the file at ``close``: it buffers every frame written until then.
+
+    fastparquet cannot write nested Parquet types: list and struct columns are stored as JSON
+    text (JSON logical type), and timestamps as int64 microseconds (UTC).
+    """
+
+    def __init__(self, stream: BinaryIO, schema: pa.Schema, settings: WriteSettings) -> None:
+        self.stream = stream
+        self.schema = schema
+        self.settings = settings
+        self._tables: list[pa.Table] = []
+
+    def write(self, frame: ArrowFrame) -> None:
+        self._tables.append(_conform(frame.table, self.schema))
+
+    def close(self, metadata: Mapping[str, str]) -> None:
+        import fastparquet
+        import pandas as pd
+
+        table = pa.concat_tables(self._tables) if self._tables else self.schema.empty_table()
+        self._tables = []
+        frame, encodings = _to_pandas(table, pd)
+        stream = _Unclosable(self.stream)
+        compression: Any = _FASTPARQUET_CODECS[self.settings.compression]
+        if compression and self.settings.compression_level is not None:
+            compression = {"_default": {"type": compression,
+                                        "args": {"level": self.settings.compression_level}}}
+        fastparquet.write(
+            "frame.parquet", frame,
+            row_group_offsets=self.settings.row_group_size,
+            compression=compression,
+            open_with=lambda _path, _mode="wb": stream,
+            object_encoding=encodings,
+            times="int64",
+            custom_metadata=file_metadata(self.schema, metadata),
+            stats=True,
+            write_index=False,
+            has_nulls=True,
+        )
+
+
+_FASTPARQUET_CODECS = {"snappy": "SNAPPY", "zstd": "ZSTD", "gzip": "GZIP", "lz4": "LZ4_RAW",
+                       "none": None}
+
+
+def _to_pandas(table: pa.Table, pd: Any) -> tuple[Any, dict[str, str]]:
+    """A DataFrame fastparquet can write: nullable ints and bools, nested values as objects."""
+    columns: dict[str, Any] = {}
+    encodings: dict[str, str] = {}
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        kind = column.type
+        if pa.types.is_nested(kind):
+            columns[name] = pd.Series([json.loads(v) if v is not None else None for v in
+                                       (_json_values(column))], dtype=object)
+            encodings[name] = "json"
+        elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            columns[name] = pd.Series(column.to_pylist(), dtype=object)
+            encodings[name] = "utf8"
+        elif pa.types.is_binary(kind):
+            columns[name] = pd.Series(column.to_pylist(), dtype=object)
+            encodings[name] = "bytes"
+        elif pa.types.is_integer(kind):
+            columns[name] = column.to_pandas(types_mapper={kind: pd.Int64Dtype()}.get)
+        elif pa.types.is_boolean(kind):
+            columns[name] = column.to_pandas(types_mapper={kind: pd.BooleanDtype()}.get)
+        elif pa.types.is_null(kind):
+            columns[name] = pd.Series([None] * len(column), dtype=object)
+            encodings[name] = "utf8"
+        elif pa.types.is_timestamp(kind):
+            unit = kind.unit if kind.unit in ("ms", "us") else "us"
+            cast = column.cast(pa.timestamp(unit, tz=kind.tz))
+            columns[name] = cast.to_pandas()
+        else:
+            columns[name] = column.to_pandas()
+    return pd.DataFrame(columns), encodings
+
+
+def _json_values(column: pa.ChunkedArray) -> list[str | None]:
+    from .combine import json_text
+
+    return [json_text(v) for v in column.to_pylist()]
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Frames of one file share a schema; cast when a later frame differs (e.g. nullability)."""
+    if table.schema.equals(schema):
+        return table
+    return table.select(schema.names).cast(schema)
