@@ -5,6 +5,7 @@ This module is imported by ``plugin.py`` at CLI start, so it must stay light: no
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ MIN_PART_SIZE = 5 * MIB  # S3's minimum for every part but the last
 MAX_PART_SIZE = 5 * 1024 * MIB  # S3's maximum part size
 DEFAULT_PART_SIZE = 8 * MIB
 WHERE = "sink 's3'"
+_TAG_TEXT = re.compile(r"^[\w\s+\-=.:/@]*$")
 
 ACLS = (
     "private",
@@ -136,6 +138,12 @@ def settings_from_options(**options: Any) -> S3Settings:
     _check_ascii("metadata", metadata)
     if len(tags) > 10:
         raise ConfigError(f"{WHERE} option 'tags': S3 allows at most 10 tags, got {len(tags)}")
+    for key, value in tags.items():
+        if not (_TAG_TEXT.match(key) and _TAG_TEXT.match(value)) or not key \
+                or len(key) > 128 or len(value) > 256:
+            raise ConfigError(f"{WHERE} option 'tags': {key}={value} is not a valid S3 tag "
+                              "(letters, digits, spaces and + - = . _ : / @; key up to 128, "
+                              "value up to 256 characters)")
     return S3Settings(
         bucket=bucket,
         prefix=join_key(options.get("prefix") or "", ""),
