@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from parquet_ingestor import Message
 from parquet_ingestor.builtins.file_sink import FileSink
 from parquet_ingestor.builtins.file_source import FileSource

@@ -30,6 +30,7 @@ DEFAULT_TEMPLATE = "%Y/%m/%d/%H/{unix_ns}-{random}.{ext}"
 NULL_VALUE = "__null__"
 MAX_VALUE_LENGTH = 100
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_PARTIAL_ESCAPE = re.compile(r"%[0-9A-F]?$")
 _SIMPLE = {"unix_ns", "random", "uuid", "ext", "worker"}
 _UNIQUE = {"unix_ns", "random", "uuid"}
 # strftime codes from the finest to the coarsest grain they need
@@ -47,12 +48,13 @@ def sanitize(value: Any) -> str:
     if value is None:
         return NULL_VALUE
     text = value.isoformat() if isinstance(value, datetime) else str(value)
-    safe = quote(text, safe="-_.+=@,")
+    safe = quote(text, safe="-_.+=@,", errors="surrogatepass")  # lone surrogates from JSON
     if not safe.strip("."):
         safe = safe.replace(".", "%2E") or NULL_VALUE
     if len(safe) > MAX_VALUE_LENGTH:
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
-        safe = f"{safe[: MAX_VALUE_LENGTH - 13].rstrip('%')}~{digest}"
+        cut = _PARTIAL_ESCAPE.sub("", safe[: MAX_VALUE_LENGTH - 13])  # never half an escape
+        safe = f"{cut}~{digest}"
     return safe
 
 
