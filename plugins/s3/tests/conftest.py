@@ -58,7 +58,7 @@ class Store:
     def pending_uploads(self) -> list[dict[str, Any]]:
         return list(self.s3.list_multipart_uploads(Bucket=self.bucket).get("Uploads", []))
 
-    def keys(self) -> list[str]:
+    def object_keys(self) -> list[str]:
         listing = self.s3.list_objects_v2(Bucket=self.bucket)
         return sorted(o["Key"] for o in listing.get("Contents", []))
 

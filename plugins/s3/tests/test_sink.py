@@ -39,7 +39,7 @@ def test_small_file_is_one_put_object(make_sink, store, op_log):
     data = os.urandom(300_000)
     writer = sink.open("2026/01/01/a.parquet", PARQUET, {"ingest-records": "12"})
     write_in_chunks(writer, data)
-    assert store.keys() == []  # nothing visible before commit
+    assert store.object_keys() == []  # nothing visible before commit
     writer.commit()
 
     assert store.read("events/2026/01/01/a.parquet") == data
@@ -62,7 +62,7 @@ def test_large_file_streams_parts_and_is_byte_for_byte(make_sink, store, op_log)
     assert ops.count("UploadPart") == 2
     assert len(writer._buffer) < 5 * MIB
     assert len(store.pending_uploads()) == 1
-    assert store.keys() == []  # the object does not exist until commit
+    assert store.object_keys() == []  # the object does not exist until commit
 
     write_in_chunks(writer, data[11 * MIB:], seed=1)
     writer.commit()
@@ -107,7 +107,7 @@ def test_abort_mid_stream_leaves_nothing(make_sink, store):
     writer.write(os.urandom(12 * MIB))
     assert len(store.pending_uploads()) == 1
     writer.abort()
-    assert store.keys() == []
+    assert store.object_keys() == []
     assert store.pending_uploads() == []
     writer.abort()  # a second abort is harmless
     with pytest.raises(ValueError, match="aborted"):
@@ -130,7 +130,7 @@ def test_failing_upload_part_aborts_and_names_bucket_and_key(make_sink, store, i
     assert "access denied" in message and "AccessDenied" in message
     assert SECRET_KEY not in message
     assert "\n" not in message
-    assert store.keys() == []
+    assert store.object_keys() == []
     assert store.pending_uploads() == []
     writer.abort()  # what the pipeline does next: must be safe
     assert store.pending_uploads() == []
@@ -144,7 +144,7 @@ def test_failing_commit_aborts_and_abort_after_is_safe(make_sink, store, inject_
     writer.write(os.urandom(7 * MIB))
     with pytest.raises(S3SinkError, match=r"c\.bin: CompleteMultipartUpload failed: .*InvalidPart"):
         writer.commit()
-    assert store.keys() == []
+    assert store.object_keys() == []
     assert store.pending_uploads() == []
     writer.abort()
     writer.abort()
@@ -162,7 +162,7 @@ def test_failing_put_object_names_bucket_key_and_code(make_sink, store, inject_f
     message = str(caught.value)
     assert message.startswith(f"s3://{store.bucket}/slow.json: PutObject failed: throttled")
     assert "SlowDown" in message
-    assert store.keys() == []
+    assert store.object_keys() == []
 
 
 def test_signature_error_does_not_leak_credentials(make_sink, store, inject_fault, op_log):
@@ -269,7 +269,7 @@ def test_prefix_joining(make_sink, store, prefix, key, expected):
     writer = sink.open(key, "text/plain", {})
     writer.write(b"data")
     writer.commit()
-    assert store.keys() == [expected]
+    assert store.object_keys() == [expected]
     assert sink.url(key) == f"s3://{store.bucket}/{expected}"
 
 
@@ -303,7 +303,7 @@ def test_concurrent_writers_share_one_sink(make_sink, store, op_log):
     for t in threads:
         t.join(timeout=100)
     assert errors == []
-    assert store.keys() == sorted(expected)
+    assert store.object_keys() == sorted(expected)
     for key, data in expected.items():
         assert store.read(key) == data, key
         assert store.head(key)["Metadata"]["worker"] == key.split("/")[1][1:]
@@ -353,5 +353,5 @@ def test_close_aborts_unfinished_uploads(make_sink, store):
     assert len(store.pending_uploads()) == 1
     sink.close()
     assert store.pending_uploads() == []
-    assert store.keys() == []
+    assert store.object_keys() == []
     sink.close()  # idempotent

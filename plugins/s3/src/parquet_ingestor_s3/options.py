@@ -127,7 +127,7 @@ def settings_from_options(**options: Any) -> S3Settings:
     kms_key_id = options.get("kms_key_id") or None
     if kms_key_id and sse is None:
         sse = "aws:kms"
-    if kms_key_id and not sse.startswith("aws:kms"):
+    if kms_key_id and sse is not None and not sse.startswith("aws:kms"):
         raise ConfigError(f"{WHERE} option 'kms_key_id': needs sse=aws:kms, not sse={sse}")
     endpoint_url = options.get("endpoint_url") or None
     if endpoint_url and not endpoint_url.startswith(("http://", "https://")):
