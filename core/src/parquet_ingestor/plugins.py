@@ -145,8 +145,17 @@ class Registry:
         info.error = f"{type(exc).__name__}: {exc}"
         log.warning("skipping plugin %s from %s %s: %s",
                     info.name, info.distribution, info.version, info.error)
-        for spec in info.components:
-            self.components[spec.kind].pop(spec.name, None)
+        for spec in info.components:  # only this plugin's specs, never a clashing other's
+            key = (spec.kind, spec.name)
+            clash = [s for s in self.conflicts.get(key, []) if s is not spec]
+            if key in self.conflicts:
+                del self.conflicts[key]
+                if len(clash) > 1:
+                    self.conflicts[key] = clash
+            if self.components[spec.kind].get(spec.name) is spec:
+                del self.components[spec.kind][spec.name]
+            if len(clash) == 1:
+                self.components[spec.kind][spec.name] = clash[0]
         info.components.clear()
         if self.pm.get_plugin(info.name) is not None:
             self.pm.unregister(name=info.name)
