@@ -19,7 +19,7 @@ import pyarrow.json as pj
 
 MAX_BLOCK = 1 << 30  # read_json's block_size is an int32; bigger ranges are split first
 _ROW_HINT = re.compile(r" in row (\d+)\s*$")
-_NULL_LINE = re.compile(rb"(?:^|\n)[ \t]*null[ \t]*(?:\n|$)")
+_INDENTED_NULL = re.compile(rb"\n[ \t]+null")
 
 
 @dataclass
@@ -50,7 +50,7 @@ def parse_lines(
         work_lines = [_one_line(line) for line in lines]
         buf = None
     joined = buf if buf is not None else b"\n".join(work_lines)
-    if _NULL_LINE.search(joined):  # read_json takes a bare `null` as an empty row: reject it
+    if _may_hold_null_line(joined):  # read_json takes a bare `null` as an empty row: reject it
         index = []
         kept: list[bytes] = []
         for i, line in enumerate(work_lines):
@@ -90,6 +90,12 @@ def parse_lines(
     if result.rejected and index is not None:
         result.rejected.sort()
     return result
+
+
+def _may_hold_null_line(buf: bytes) -> bool:
+    """Cheap scans (no per-line Python) for a line that may be a bare ``null``."""
+    return (buf[:64].lstrip(b" \t").startswith(b"null") or b"\nnull" in buf
+            or _INDENTED_NULL.search(buf) is not None)
 
 
 def _one_line(line: bytes) -> bytes:
