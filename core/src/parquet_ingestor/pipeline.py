@@ -431,9 +431,11 @@ class Pipeline:
         limit = self.settings.max_open_partitions
         if len(groups) > limit:
             ordered = sorted(groups.items(), key=lambda kv: len(kv[1]), reverse=True)
-            kept = dict(ordered[: limit - 1])
-            overflow_rows = [row for _, rows in ordered[limit - 1:] for row in rows]
-            if self.settings.on_partition_overflow == "reject":
+            reject = self.settings.on_partition_overflow == "reject"
+            keep = limit if reject else limit - 1  # leave room for the overflow partition
+            kept = dict(ordered[:keep])
+            overflow_rows = [row for _, rows in ordered[keep:] for row in rows]
+            if reject:
                 for row in overflow_rows:
                     rejected.setdefault(frame.sources[row],
                                         f"more than {limit} partitions in one flush")
