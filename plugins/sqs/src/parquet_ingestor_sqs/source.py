@@ -1,0 +1,443 @@
+"""The SQS source: background long polling, leases kept alive while batches fill, batch acks.
+
+Poller threads long-poll ReceiveMessage into an internal FIFO queue that :meth:`SqsSource.receive`
+drains. Every message received is leased: a lease thread extends its visibility before it lapses
+(ChangeMessageVisibilityBatch), for as long as the pipeline holds it, until it is acked
+(DeleteMessageBatch), nacked or released by :meth:`SqsSource.close`. Several processes can consume
+one queue: SQS hands each message to one of them at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from parquet_ingestor.errors import PartialAckError
+from parquet_ingestor.interfaces import BaseSource
+from parquet_ingestor.message import Message
+
+from .batches import BATCH_SIZE, EntryFailure, call_in_batches, describe_error
+from .client import make_client, queue_attributes
+from .leases import Lease, LeaseTable
+from .messages import to_message, unwrap_sns
+from .options import MAX_VISIBILITY, SqsSettings
+
+log = logging.getLogger("parquet_ingestor_sqs")
+
+ACK_RETRY_DELAYS = (0.05, 0.2, 0.5)  # pauses between the attempts of one ack call
+LEASE_SAFETY = 5.0  # seconds kept clear of SQS's 12-hour visibility limit
+CLOSE_JOIN_TIMEOUT = 0.5  # how long close() waits for threads (pollers may sit in a long poll)
+STAT_NAMES = (
+    "received",
+    "acked",
+    "nacked",
+    "released",
+    "polls",
+    "empty_polls",
+    "receive_errors",
+    "lease_extensions",
+    "lease_extension_failures",
+    "leases_lost",
+    "ack_retries",
+    "ack_failures",
+    "possible_duplicates",
+)
+_METRIC_STATS = frozenset({"lease_extensions", "ack_failures"})
+
+
+class SqsSource(BaseSource):
+    """Messages from one SQS queue (standard or FIFO).
+
+    ``client`` replaces the boto3 client (tests, benchmarks). ``stats`` counts what happened;
+    ``lease_extensions`` and ``ack_failures`` also go to ``context.metrics.incr`` when started.
+    """
+
+    def __init__(
+        self,
+        queue_url: str,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        wait_time: float | str | None = None,
+        max_messages: int | None = None,
+        visibility_timeout: float | str | None = None,
+        pollers: int | None = None,
+        max_in_flight: int | None = None,
+        attributes: Sequence[str] | str | None = None,
+        retry_delay: float | str | None = None,
+        unwrap: str | None = None,
+        check_queue: bool | None = None,
+        *,
+        client: Any = None,
+    ) -> None:
+        settings = SqsSettings.from_options(
+            queue_url=queue_url,
+            region=region,
+            endpoint_url=endpoint_url,
+            wait_time=wait_time,
+            max_messages=max_messages,
+            visibility_timeout=visibility_timeout,
+            pollers=pollers,
+            max_in_flight=max_in_flight,
+            attributes=attributes,
+            retry_delay=retry_delay,
+            unwrap=unwrap,
+            check_queue=check_queue,
+        )
+        self.settings = settings
+        self.client = client if client is not None else make_client(settings)
+        self.fifo = settings.fifo
+        self.queue_attributes: dict[str, str] = {}
+        if settings.check_queue:
+            self.queue_attributes = queue_attributes(self.client, settings)
+            self.fifo = self.fifo or self.queue_attributes.get("FifoQueue") == "true"
+        # One poller on FIFO queues: two could interleave the batches of one message group.
+        self.poller_count = 1 if self.fifo else settings.pollers
+        self.stats: dict[str, int] = dict.fromkeys(STAT_NAMES, 0)
+        self._url = settings.queue_url
+        self._unwrap_sns = settings.unwrap == "sns"
+        self._table = LeaseTable(settings.max_in_flight)
+        self._ready: deque[Message] = deque()
+        self._ready_cond = threading.Condition()
+        self._stop = threading.Event()
+        self._visibility_lock = threading.Lock()  # orders lease extensions before nacks/releases
+        self._stats_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._pollers: list[threading.Thread] = []
+        self._lease_thread: threading.Thread | None = None
+        self._started = False
+        self._closed = False
+        self._metrics: Any = None
+        self._receive_params: dict[str, Any] = {
+            "QueueUrl": self._url,
+            "WaitTimeSeconds": settings.wait_time,
+            "VisibilityTimeout": settings.visibility_timeout,
+            "MessageSystemAttributeNames": list(settings.system_attributes),
+        }
+        if settings.message_attributes:
+            self._receive_params["MessageAttributeNames"] = list(settings.message_attributes)
+
+    # ---------------------------------------------------------------------------- lifecycle
+
+    def start(self, context: Any = None) -> None:
+        """Start the pollers and the lease thread (``receive`` does it too, if not called)."""
+        metrics = getattr(context, "metrics", None)
+        if callable(getattr(metrics, "incr", None)):
+            self._metrics = metrics
+        self._start_threads()
+
+    def _start_threads(self) -> None:
+        with self._state_lock:
+            if self._started or self._closed:
+                return
+            self._started = True
+            for i in range(self.poller_count):
+                thread = threading.Thread(
+                    target=self._poll_loop, name=f"sqs-poller-{i + 1}", daemon=True
+                )
+                self._pollers.append(thread)
+                thread.start()
+            self._lease_thread = threading.Thread(
+                target=self._lease_loop, name="sqs-leases", daemon=True
+            )
+            self._lease_thread.start()
+
+    def close(self) -> None:
+        """Stop polling and release every unsettled message (visibility 0). Idempotent.
+
+        Pollers in a long poll are not waited for: whatever they receive afterwards is released
+        by the poller itself.
+        """
+        with self._state_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._stop.set()
+        with self._ready_cond:
+            self._ready.clear()
+            self._ready_cond.notify_all()
+        leases = self._table.close()
+        if self._lease_thread is not None:
+            self._lease_thread.join(CLOSE_JOIN_TIMEOUT)
+        released = self._change_visibility(leases, 0, "release")
+        self._count("released", released)
+        if leases:
+            log.info("sqs: released %d unsettled message(s) back to %s", released, self._url)
+        deadline = time.monotonic() + CLOSE_JOIN_TIMEOUT
+        for thread in self._pollers:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def __enter__(self) -> SqsSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def in_flight(self) -> int:
+        """Messages received and not settled yet (waiting here or held by the pipeline)."""
+        return len(self._table)
+
+    # ------------------------------------------------------------------------------ receive
+
+    def receive(self, max_messages: int, timeout: float) -> list[Message]:
+        """Up to ``max_messages`` messages the pollers received, waiting at most ``timeout`` s."""
+        if not self._started:
+            self._start_threads()
+        ready = self._ready
+        with self._ready_cond:
+            if not ready:
+                if self._closed or timeout <= 0:
+                    return []
+                self._ready_cond.wait_for(lambda: ready or self._closed, timeout)
+            n = min(max_messages, len(ready))
+            if n <= 0:
+                return []
+            popleft = ready.popleft
+            return [popleft() for _ in range(n)]
+
+    def _poll_loop(self) -> None:
+        """One poller: reserve room under max_in_flight, long-poll, hand the messages over."""
+        table = self._table
+        stop = self._stop
+        most = self.settings.max_messages
+        backoff = 0.0
+        while not stop.is_set():
+            n = table.reserve(most, timeout=1.0)
+            if n == 0:
+                continue
+            params = dict(self._receive_params, MaxNumberOfMessages=n)
+            if self.fifo:
+                params["ReceiveRequestAttemptId"] = uuid.uuid4().hex
+            started = time.monotonic()
+            try:
+                response = self.client.receive_message(**params)
+            except Exception as exc:  # noqa: BLE001 - keep polling through outages
+                table.add((), n)
+                if stop.is_set():
+                    return
+                self._count("receive_errors", 1)
+                backoff = min(max(backoff * 2, 0.5), 10.0)
+                code, reason = describe_error(exc)
+                log.warning("sqs: ReceiveMessage failed (%s: %s); retrying in %.1fs",
+                            code, reason, backoff)
+                stop.wait(backoff)
+                continue
+            backoff = 0.0
+            self._accept(response.get("Messages") or (), n, started)
+
+    def _accept(self, entries: Sequence[Mapping[str, Any]], reserved: int, started: float) -> None:
+        """Lease and queue what one ReceiveMessage call returned (or release it after close)."""
+        deadline = started + self.settings.visibility_timeout
+        leases: list[Lease] = []
+        messages: list[Message] = []
+        unwrap = self._unwrap_sns
+        for entry in entries:
+            lease = Lease(entry["ReceiptHandle"], entry["MessageId"], started, deadline)
+            message = to_message(entry, lease)
+            if unwrap:
+                message = unwrap_sns(message)
+            leases.append(lease)
+            messages.append(message)
+        if not self._table.add(leases, reserved):
+            # Closed while this poll was in flight: give the messages straight back.
+            for lease in leases:
+                lease.settled = True
+            self._count("released", self._change_visibility(leases, 0, "release"))
+            return
+        with self._stats_lock:
+            stats = self.stats
+            stats["polls"] += 1
+            stats["received"] += len(messages)
+            if not messages:
+                stats["empty_polls"] += 1
+        if messages:
+            with self._ready_cond:
+                self._ready.extend(messages)
+                self._ready_cond.notify_all()
+
+    # ------------------------------------------------------------------------------- leases
+
+    def _lease_loop(self) -> None:
+        """Extend leases that would lapse within a third of the visibility timeout."""
+        visibility = self.settings.visibility_timeout
+        tick = min(max(visibility / 6.0, 0.05), 5.0)
+        horizon = visibility / 3.0
+        while not self._stop.wait(tick):
+            try:
+                self.extend_due(horizon)
+            except Exception:  # noqa: BLE001 - the lease thread must survive anything
+                log.exception("sqs: lease extension round failed")
+
+    def extend_due(self, horizon: float) -> int:
+        """Extend every lease lapsing within ``horizon`` seconds; returns how many were extended."""
+        visibility = self.settings.visibility_timeout
+        due = self._table.due(time.monotonic() + horizon, most=self._table.limit)
+        extended = 0
+        for start in range(0, len(due), BATCH_SIZE):
+            if self._stop.is_set():
+                break
+            extended += self._extend(due[start : start + BATCH_SIZE], visibility)
+        return extended
+
+    def _extend(self, chunk: list[Lease], visibility: int) -> int:
+        now = time.monotonic()
+        timeouts: dict[Lease, int] = {}
+        capped: list[Lease] = []
+        with self._visibility_lock:
+            for lease in chunk:
+                if lease.settled:
+                    continue
+                left = MAX_VISIBILITY - (now - lease.received_at) - LEASE_SAFETY
+                seconds = min(visibility, int(left))
+                if seconds < 1:
+                    capped.append(lease)
+                else:
+                    timeouts[lease] = seconds
+            live = list(timeouts)
+            failures = call_in_batches(
+                self._change_batch,
+                live,
+                lambda id_, lease: {
+                    "Id": id_,
+                    "ReceiptHandle": lease.receipt_handle,
+                    "VisibilityTimeout": timeouts[lease],
+                },
+            )
+        if capped:
+            self._table.finalize(capped)
+            log.warning("sqs: %d message(s) held for 12 hours, SQS's limit; they will be "
+                        "delivered again (possible duplicates)", len(capped))
+        failed = {f.lease for f in failures}
+        full = [lease for lease in live if lease not in failed and timeouts[lease] == visibility]
+        short = [lease for lease in live if lease not in failed and timeouts[lease] < visibility]
+        self._table.extended(full, now + visibility)
+        if short:
+            self._table.finalize(short)
+        lost = [f for f in failures if f.lost_handle and not f.lease.settled]
+        if lost:
+            self._table.finalize(f.lease for f in lost)
+            self._count("leases_lost", len(lost))
+            log.warning("sqs: lease of %d message(s) lapsed before it could be extended (e.g. %s); "
+                        "they may be delivered again (possible duplicates)",
+                        len(lost), lost[0].lease.message_id)
+        other = len(failures) - sum(1 for f in failures if f.lost_handle)
+        if other:
+            self._count("lease_extension_failures", other)
+            first = next(f for f in failures if not f.lost_handle)
+            log.warning("sqs: could not extend %d lease(s): %s: %s; retrying",
+                        other, first.code, first.reason)
+        done = len(live) - len(failures)
+        self._count("lease_extensions", done)
+        return done
+
+    # -------------------------------------------------------------------------- ack / nack
+
+    def ack(self, messages: Sequence[Message]) -> None:
+        """Delete messages (10 per call), retrying failed entries; raise PartialAckError for the rest.
+
+        A receipt handle that is no longer valid (the lease lapsed) cannot be retried: it is
+        logged as a possible duplicate and counts as settled.
+        """
+        if not messages:
+            return
+        leases: list[Lease] = [m.handle for m in messages]
+        pending = leases
+        failures: list[EntryFailure] = []
+        for attempt in range(len(ACK_RETRY_DELAYS) + 1):
+            if attempt:
+                time.sleep(ACK_RETRY_DELAYS[attempt - 1])
+                self._count("ack_retries", len(pending))
+            failures = call_in_batches(self._delete_batch, pending, _delete_entry)
+            if not failures:
+                break
+            lost = [f for f in failures if f.lost_handle]
+            if lost:
+                self._count("possible_duplicates", len(lost))
+                log.warning("sqs: %d message(s) could not be deleted because the receipt handle "
+                            "is no longer valid (e.g. %s: %s); they may be delivered again "
+                            "(possible duplicates)", len(lost), lost[0].lease.message_id,
+                            lost[0].code)
+                failures = [f for f in failures if not f.lost_handle]
+            if not failures:
+                break
+            pending = [f.lease for f in failures]
+        if not failures:
+            self._table.settle(leases)
+            self._count("acked", len(leases))
+            return
+        failed_ids = {id(f.lease) for f in failures}
+        self._table.settle(lease for lease in leases if id(lease) not in failed_ids)
+        self._count("acked", len(leases) - len(failed_ids))
+        self._count("ack_failures", len(failed_ids))
+        first = failures[0]
+        raise PartialAckError(
+            [m for m in messages if id(m.handle) in failed_ids],
+            f"DeleteMessageBatch failed after {len(ACK_RETRY_DELAYS) + 1} attempts: "
+            f"{first.code}: {first.reason}",
+        )
+
+    def nack(self, messages: Sequence[Message], delay: float | None = None) -> None:
+        """Make messages visible again after ``delay`` (default: the retry_delay option).
+
+        The queue's redrive policy moves a message to its dead-letter queue once it has been
+        received maxReceiveCount times.
+        """
+        if not messages:
+            return
+        seconds = self.settings.retry_delay if delay is None else math.ceil(delay)
+        seconds = min(max(int(seconds), 0), MAX_VISIBILITY)
+        leases: list[Lease] = [m.handle for m in messages]
+        self._table.settle(leases)
+        self._change_visibility(leases, seconds, "nack")
+        self._count("nacked", len(leases))
+
+    # --------------------------------------------------------------------------- internals
+
+    def _delete_batch(self, entries: list[dict[str, Any]]) -> Mapping[str, Any]:
+        return self.client.delete_message_batch(QueueUrl=self._url, Entries=entries)  # type: ignore[no-any-return]
+
+    def _change_batch(self, entries: list[dict[str, Any]]) -> Mapping[str, Any]:
+        return self.client.change_message_visibility_batch(QueueUrl=self._url, Entries=entries)  # type: ignore[no-any-return]
+
+    def _change_visibility(self, leases: Sequence[Lease], seconds: int, what: str) -> int:
+        """Set the visibility of settled leases (nack, release); returns how many succeeded."""
+        if not leases:
+            return 0
+        with self._visibility_lock:
+            pass  # wait out an extension in progress, so it cannot override this change
+        failures = call_in_batches(
+            self._change_batch,
+            leases,
+            lambda id_, lease: {
+                "Id": id_,
+                "ReceiptHandle": lease.receipt_handle,
+                "VisibilityTimeout": seconds,
+            },
+        )
+        other = [f for f in failures if not f.lost_handle]
+        if other:
+            log.warning("sqs: %s of %d message(s) failed (%s: %s); they come back when their "
+                        "visibility timeout lapses", what, len(other), other[0].code,
+                        other[0].reason)
+        return len(leases) - len(failures)
+
+    def _count(self, name: str, n: int) -> None:
+        if not n:
+            return
+        with self._stats_lock:
+            self.stats[name] += n
+        if self._metrics is not None and name in _METRIC_STATS:
+            try:
+                self._metrics.incr(name, n)
+            except Exception:  # noqa: BLE001 - metrics must never break the source
+                log.debug("sqs: metrics.incr(%r) failed", name, exc_info=True)
+
+
+def _delete_entry(id_: str, lease: Lease) -> dict[str, Any]:
+    return {"Id": id_, "ReceiptHandle": lease.receipt_handle}
