@@ -81,14 +81,22 @@ class ParquetEncoder:
         self._lock = threading.Lock()
 
     def _check_codec(self) -> None:
-        codec = self.settings.compression
+        codec, level = self.settings.compression, self.settings.compression_level
         if codec == "none":
+            if level is not None:
+                raise _option_error("compression_level", "compression 'none' takes no level")
             return
-        try:
-            pa.Codec(codec, self.settings.compression_level)
-        except (ValueError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            name = "compression_level" if self.settings.compression_level is not None else "compression"
-            raise _option_error(name, str(exc).splitlines()[0]) from None
+        if not pa.Codec.is_available(codec):
+            raise _option_error("compression", f"{codec!r} is not available in this pyarrow")
+        if level is None:
+            return
+        if not pa.Codec.supports_compression_level(codec):
+            raise _option_error("compression_level", f"{codec} takes no level")
+        low = pa.Codec.minimum_compression_level(codec)
+        high = pa.Codec.maximum_compression_level(codec)
+        if not low <= level <= high:
+            raise _option_error("compression_level",
+                                f"{level} is outside {low}..{high} for {codec}")
 
     # -- decoding ------------------------------------------------------------------------
 

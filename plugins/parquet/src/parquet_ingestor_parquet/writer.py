@@ -68,6 +68,12 @@ class _Unclosable:
     def close(self) -> None:
         self.closed = True
 
+    def __enter__(self) -> _Unclosable:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 class ArrowFrameWriter:
     """pyarrow's ParquetWriter over the stream, one row group per ``row_group_size`` rows.

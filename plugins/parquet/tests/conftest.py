@@ -1,0 +1,20 @@
+"""Puts the tests' helper module (pq_helpers) on sys.path; the shared event generator fixture."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, "/work/shared/bench")
+
+
+@pytest.fixture
+def events() -> Any:
+    """``events(n, seed)``: realistic JSON event lines (bytes) from the shared generator."""
+    from gen_events import iter_events
+
+    return lambda n, seed=1: list(iter_events(n, seed))
