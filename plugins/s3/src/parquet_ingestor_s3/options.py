@@ -32,7 +32,7 @@ ACLS = (
 
 S3_OPTIONS: tuple[Option, ...] = (
     Option("bucket", required=True, help="bucket to write to"),
-    Option("prefix", default="", help="key prefix, e.g. events/ (a trailing slash is optional)"),
+    Option("prefix", help="key prefix, e.g. events/ (a trailing slash is optional)"),
     Option("region", help="AWS region (default: the standard AWS chain, e.g. AWS_REGION)"),
     Option(
         "endpoint_url",

@@ -156,7 +156,7 @@ class S3Sink:
             if code == "NoCredentials":
                 raise ConfigError(f"{WHERE}: {reason}") from None
             if code == "EndpointConnectionError":
-                raise ConfigError(f"{WHERE} option 'endpoint_url': {reason}") from None
+                raise ConfigError(f"{WHERE}: cannot reach S3: {reason}") from None
             raise ConfigError(f"{label}: cannot check bucket '{bucket}': {reason}") from None
 
     @staticmethod
