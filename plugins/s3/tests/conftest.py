@@ -16,8 +16,6 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from parquet_ingestor_s3.sink import S3Sink
 
-SECRET_KEY = "fake-secret-key-for-tests-only-000000000"  # the root conftest's fake secret
-
 
 @pytest.fixture
 def s3(moto_endpoint: str) -> Any:

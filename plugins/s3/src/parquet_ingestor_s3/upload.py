@@ -58,6 +58,7 @@ class S3Upload:
         self.size = 0
         self._parts: list[dict[str, Any]] = []
         self._buffer = bytearray()
+        self._operation = "PutObject"  # the request in progress, for error messages
         # Before the upload starts, buffer up to this much (the threshold may exceed a part).
         self._first_flush = max(part_size, multipart_threshold)
 
@@ -92,7 +93,7 @@ class S3Upload:
             if self.upload_id is None and (self.size == 0 or self.size < self.multipart_threshold):
                 self._operation = "PutObject"
                 self.client.put_object(
-                    Bucket=self.bucket, Key=self.key, Body=bytes(self._buffer),
+                    Bucket=self.bucket, Key=self.key, Body=self._buffer,
                     **self.object_args, **self.request_args,
                 )
             else:
@@ -138,8 +139,6 @@ class S3Upload:
         return f"S3Upload(s3://{self.bucket}/{self.key}, {self.state}, {self.size} bytes)"
 
     # -- S3 requests --------------------------------------------------------------------
-
-    _operation = "CreateMultipartUpload"
 
     def _create(self) -> None:
         self._operation = "CreateMultipartUpload"
