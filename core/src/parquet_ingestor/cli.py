@@ -215,6 +215,20 @@ def _print_plugins(registry: Registry) -> None:
             click.echo(f"! {line}")
 
 
+@cli.command("new-plugin")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(KINDS), default="source", show_default=True,
+              help="what the plugin provides")
+@click.option("--dir", "directory", default=".", metavar="PATH", show_default=True,
+              help="where to create parquet-ingestor-NAME/")
+def new_plugin_command(name: str, kind: str, directory: str) -> None:
+    """Create a plugin distribution from the template: one method left to write, tests pass."""
+    from .scaffold import next_steps, render_plugin
+
+    target = render_plugin(name, kind, directory)
+    click.echo(next_steps(target, name, kind), nl=False)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: one-line errors (exit 2 for bad input, 1 for runtime failures)."""
     try:
