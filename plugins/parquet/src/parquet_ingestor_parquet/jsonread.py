@@ -1,6 +1,6 @@
 """The vectorized JSON path: a whole batch of JSON lines parsed by ``pyarrow.json.read_json``.
 
-The lines are joined with ``\\n`` and parsed as one block (so type inference sees every row at
+Each line is wrapped as ``{"v": LINE}``, the lines joined with ``\\n`` and parsed as one block (so type inference sees every row at
 once). If the parse fails, or yields a different number of rows than there are lines (an empty
 line, two objects on one line), the range is split and each piece parsed again: at the row
 pyarrow names in its error when it names one, else in halves. A single line that still fails is
@@ -15,11 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pj
 
 MAX_BLOCK = 1 << 30  # read_json's block_size is an int32; bigger ranges are split first
 _ROW_HINT = re.compile(r" in row (\d+)\s*$")
-_INDENTED_NULL = re.compile(rb"\n[ \t]+null")
+WRAP = "v"
+_JOIN = b'}\n{"' + WRAP.encode() + b'":'
+
 
 
 @dataclass
@@ -39,35 +42,23 @@ def parse_lines(
     result = ParsedLines()
     if not lines:
         return result
-    options = pj.ParseOptions(explicit_schema=schema, newlines_in_values=False,
+    wrapped = pa.schema([pa.field(WRAP, pa.struct(list(schema)))]) if schema is not None else None
+    options = pj.ParseOptions(explicit_schema=wrapped, newlines_in_values=False,
                               unexpected_field_behavior=unexpected_fields if schema else "infer")
     work_lines: Sequence[bytes] = lines
-    index: list[int] | None = None  # original index of each work line, when some were removed
-    buf: bytes | None = b"\n".join(lines)
-
-    if buf.count(b"\n") != len(lines) - 1 or b"\r" in buf:
+    data: bytes | None = _wrap(lines)
+    if data.count(b"\n") != len(lines) - 1 or b"\r" in data:
         # A line break inside a JSON text is only legal between tokens, where a space is the same.
         work_lines = [_one_line(line) for line in lines]
-        buf = None
-    joined = buf if buf is not None else b"\n".join(work_lines)
-    if _may_hold_null_line(joined):  # read_json takes a bare `null` as an empty row: reject it
-        index = []
-        kept: list[bytes] = []
-        for i, line in enumerate(work_lines):
-            if line.strip() == b"null":
-                result.rejected.append((i, "JSON value is null, not an object"))
-            else:
-                index.append(i)
-                kept.append(line)
-        work_lines, buf = kept, None
+        data = None
 
-    work: list[tuple[int, int, bytes | None]] = [(0, len(work_lines), buf)]
+    work: list[tuple[int, int, bytes | None]] = [(0, len(work_lines), data)]
     while work:
         lo, hi, data = work.pop()
         if lo >= hi:
             continue
         if data is None:
-            data = b"\n".join(work_lines[lo:hi])
+            data = _wrap(work_lines[lo:hi])
         if len(data) > MAX_BLOCK and hi - lo > 1:
             mid = (lo + hi) // 2
             work += [(mid, hi, None), (lo, mid, None)]
@@ -75,27 +66,46 @@ def parse_lines(
         result.parses += 1
         table, error, hint = _parse(data, hi - lo, options)
         if table is not None:
-            result.tables.append(table)
-            result.lines.extend(range(lo, hi))
+            _add(result, table, lo)
         elif hi - lo == 1:
-            result.rejected.append((lo if index is None else index[lo], error))
+            result.rejected.append((lo, _reason(error, work_lines[lo])))
         elif hint is not None and 0 <= hint < hi - lo:
             row = lo + hint
             work += [(row + 1, hi, None), (row, row + 1, None), (lo, row, None)]
         else:
             mid = (lo + hi) // 2
             work += [(mid, hi, None), (lo, mid, None)]
-    if index is not None:
-        result.lines = [index[i] for i in result.lines]
-    if result.rejected and index is not None:
-        result.rejected.sort()
+    result.rejected.sort()
     return result
 
 
-def _may_hold_null_line(buf: bytes) -> bool:
-    """Cheap scans (no per-line Python) for a line that may be a bare ``null``."""
-    return (buf[:64].lstrip(b" \t").startswith(b"null") or b"\nnull" in buf
-            or _INDENTED_NULL.search(buf) is not None)
+def _wrap(lines: Sequence[bytes]) -> bytes:
+    """``{"v":LINE}`` per line: any line now yields exactly one row or a parse error (a blank
+    line or two objects on one line can no longer shift rows), and a bare ``null`` shows up as
+    a null struct instead of an empty row."""
+    return b'{"' + WRAP.encode() + b'":' + _JOIN.join(lines) + b"}"
+
+
+def _add(result: ParsedLines, table: pa.Table, lo: int) -> None:
+    column = table.column(WRAP)
+    flat = pa.Table.from_batches(
+        [pa.RecordBatch.from_struct_array(chunk) for chunk in column.chunks],
+        schema=pa.schema(list(column.type)))
+    if column.null_count:  # lines that are a bare `null`
+        valid = pc.is_valid(column)
+        for i in pc.indices_nonzero(pc.invert(valid)).to_pylist():
+            result.rejected.append((lo + i, "JSON value is null, not an object"))
+        flat = flat.filter(valid)
+        result.lines.extend(lo + i for i in pc.indices_nonzero(valid).to_pylist())
+    else:
+        result.lines.extend(range(lo, lo + table.num_rows))
+    result.tables.append(flat)
+
+
+def _reason(error: str, line: bytes) -> str:
+    if not line.strip():
+        return "empty line, not a JSON object"
+    return error.replace("Column(/" + WRAP + ")", "Column()").replace("/" + WRAP + "/", "/")
 
 
 def _one_line(line: bytes) -> bytes:
@@ -117,10 +127,10 @@ def _parse(
         match = _ROW_HINT.search(message)
         return None, message, int(match.group(1)) if match else None
     if table.num_rows != expected_rows:
-        if expected_rows == 1:
-            what = "an empty line" if table.num_rows == 0 else f"{table.num_rows} JSON values"
-            return None, f"expected one JSON object, got {what}", None
-        return None, "row count does not match line count", None
+        return None, f"expected one JSON object per line, got {table.num_rows} values in " \
+                     f"{expected_rows} line(s)", None
+    if not pa.types.is_struct(table.schema.field(WRAP).type):
+        return None, f"JSON value is {table.schema.field(WRAP).type}, not an object", None
     try:
         table.validate(full=True)  # read_json passes invalid UTF-8 through
     except pa.ArrowInvalid as exc:
