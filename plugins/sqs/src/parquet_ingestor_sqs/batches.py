@@ -7,6 +7,7 @@ kind of result: the entries that did not succeed, with SQS's error code.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,24 +48,41 @@ def call_in_batches(
     send: Callable[[list[dict[str, Any]]], Mapping[str, Any]],
     leases: Sequence[Lease],
     entry: Callable[[str, Lease], dict[str, Any]],
+    executor: Executor | None = None,
 ) -> list[EntryFailure]:
-    """Call ``send(entries)`` for every 10 leases; return the entries that failed."""
-    failures: list[EntryFailure] = []
-    for start in range(0, len(leases), BATCH_SIZE):
-        chunk = leases[start : start + BATCH_SIZE]
-        entries = [entry(_IDS[i], lease) for i, lease in enumerate(chunk)]
-        try:
-            response = send(entries)
-        except Exception as exc:  # noqa: BLE001 - network, throttling, permissions: all retryable here
-            code, reason = describe_error(exc)
-            failures.extend(EntryFailure(lease, code, reason) for lease in chunk)
-            continue
-        failed = response.get("Failed")
-        if failed:
-            for item in failed:
-                lease = chunk[int(item["Id"])]
-                failures.append(EntryFailure(lease, item.get("Code", ""), item.get("Message", "")))
-    return failures
+    """Call ``send(entries)`` for every 10 leases; return the entries that failed.
+
+    With an ``executor``, the calls run concurrently (closing with 20,000 leases in flight
+    means 2,000 calls: one after the other they would take most of a minute).
+    """
+    chunks = [leases[i : i + BATCH_SIZE] for i in range(0, len(leases), BATCH_SIZE)]
+    if executor is None or len(chunks) < 3:
+        failures: list[EntryFailure] = []
+        for chunk in chunks:
+            failures.extend(_call_one(send, chunk, entry))
+        return failures
+    futures = [executor.submit(_call_one, send, chunk, entry) for chunk in chunks]
+    return [failure for future in futures for failure in future.result()]
+
+
+def _call_one(
+    send: Callable[[list[dict[str, Any]]], Mapping[str, Any]],
+    chunk: Sequence[Lease],
+    entry: Callable[[str, Lease], dict[str, Any]],
+) -> list[EntryFailure]:
+    entries = [entry(_IDS[i], lease) for i, lease in enumerate(chunk)]
+    try:
+        response = send(entries)
+    except Exception as exc:  # noqa: BLE001 - network, throttling, permissions: all retryable here
+        code, reason = describe_error(exc)
+        return [EntryFailure(lease, code, reason) for lease in chunk]
+    failed = response.get("Failed")
+    if not failed:
+        return []
+    return [
+        EntryFailure(chunk[int(item["Id"])], item.get("Code", ""), item.get("Message", ""))
+        for item in failed
+    ]
 
 
 def describe_error(exc: BaseException) -> tuple[str, str]:

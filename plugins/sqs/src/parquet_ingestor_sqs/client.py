@@ -25,7 +25,7 @@ _MISSING_QUEUE_CODES = frozenset(
 def make_client(settings: SqsSettings) -> Any:
     """A boto3 SQS client sized for the pollers, the lease thread and concurrent acks."""
     config = Config(
-        max_pool_connections=settings.pollers + 16,
+        max_pool_connections=settings.pollers + 24,  # pollers, lease round, acks
         retries={"mode": "standard", "max_attempts": 5},
         connect_timeout=10,
         read_timeout=max(60, settings.wait_time + 30),

@@ -16,13 +16,14 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 from parquet_ingestor.errors import PartialAckError
 from parquet_ingestor.interfaces import BaseSource
 from parquet_ingestor.message import Message
 
-from .batches import BATCH_SIZE, EntryFailure, call_in_batches, describe_error
+from .batches import EntryFailure, call_in_batches, describe_error
 from .client import make_client, queue_attributes
 from .leases import Lease, LeaseTable
 from .messages import to_message, unwrap_sns
@@ -32,6 +33,7 @@ log = logging.getLogger("parquet_ingestor_sqs")
 
 ACK_RETRY_DELAYS = (0.05, 0.2, 0.5)  # pauses between the attempts of one ack call
 LEASE_SAFETY = 5.0  # seconds kept clear of SQS's 12-hour visibility limit
+EXTEND_WORKERS = 8  # concurrent ChangeMessageVisibilityBatch calls per lease round or release
 CLOSE_JOIN_TIMEOUT = 0.5  # how long close() waits for threads (pollers may sit in a long poll)
 STAT_NAMES = (
     "received",
@@ -164,7 +166,8 @@ class SqsSource(BaseSource):
         leases = self._table.close()
         if self._lease_thread is not None:
             self._lease_thread.join(CLOSE_JOIN_TIMEOUT)
-        released = self._change_visibility(leases, 0, "release")
+        with ThreadPoolExecutor(EXTEND_WORKERS, thread_name_prefix="sqs-release") as pool:
+            released = self._change_visibility(leases, 0, "release", pool)
         self._count("released", released)
         if leases:
             log.info("sqs: released %d unsettled message(s) back to %s", released, self._url)
@@ -207,13 +210,16 @@ class SqsSource(BaseSource):
         stop = self._stop
         most = self.settings.max_messages
         backoff = 0.0
+        attempt_id: str | None = None
         while not stop.is_set():
             n = table.reserve(most, timeout=1.0)
             if n == 0:
                 continue
             params = dict(self._receive_params, MaxNumberOfMessages=n)
             if self.fifo:
-                params["ReceiveRequestAttemptId"] = uuid.uuid4().hex
+                # Reused after a failed call, so SQS can hand back the same messages.
+                attempt_id = attempt_id or uuid.uuid4().hex
+                params["ReceiveRequestAttemptId"] = attempt_id
             started = time.monotonic()
             try:
                 response = self.client.receive_message(**params)
@@ -229,6 +235,7 @@ class SqsSource(BaseSource):
                 stop.wait(backoff)
                 continue
             backoff = 0.0
+            attempt_id = None
             self._accept(response.get("Messages") or (), n, started)
 
     def _accept(self, entries: Sequence[Mapping[str, Any]], reserved: int, started: float) -> None:
@@ -237,13 +244,19 @@ class SqsSource(BaseSource):
         leases: list[Lease] = []
         messages: list[Message] = []
         unwrap = self._unwrap_sns
-        for entry in entries:
-            lease = Lease(entry["ReceiptHandle"], entry["MessageId"], started, deadline)
-            message = to_message(entry, lease)
-            if unwrap:
-                message = unwrap_sns(message)
-            leases.append(lease)
-            messages.append(message)
+        try:
+            for entry in entries:
+                lease = Lease(entry["ReceiptHandle"], entry["MessageId"], started, deadline)
+                message = to_message(entry, lease)
+                if unwrap:
+                    message = unwrap_sns(message)
+                leases.append(lease)
+                messages.append(message)
+        except Exception:  # noqa: BLE001 - a malformed answer must not kill the poller
+            log.exception("sqs: could not read a ReceiveMessage answer; its messages come "
+                          "back after the visibility timeout")
+            self._table.add((), reserved)
+            return
         if not self._table.add(leases, reserved):
             # Closed while this poll was in flight: give the messages straight back.
             for lease in leases:
@@ -268,29 +281,28 @@ class SqsSource(BaseSource):
         visibility = self.settings.visibility_timeout
         tick = min(max(visibility / 6.0, 0.05), 5.0)
         horizon = visibility / 3.0
-        while not self._stop.wait(tick):
-            try:
-                self.extend_due(horizon)
-            except Exception:  # noqa: BLE001 - the lease thread must survive anything
-                log.exception("sqs: lease extension round failed")
+        with ThreadPoolExecutor(EXTEND_WORKERS, thread_name_prefix="sqs-lease") as pool:
+            while not self._stop.wait(tick):
+                try:
+                    self.extend_due(horizon, pool)
+                except Exception:  # noqa: BLE001 - the lease thread must survive anything
+                    log.exception("sqs: lease extension round failed")
 
-    def extend_due(self, horizon: float) -> int:
-        """Extend every lease lapsing within ``horizon`` seconds; returns how many were extended."""
-        visibility = self.settings.visibility_timeout
+    def extend_due(self, horizon: float, executor: Executor | None = None) -> int:
+        """Extend every lease lapsing within ``horizon`` seconds; returns how many were extended.
+
+        The round holds the visibility lock, so a nack or release waits for it to finish and an
+        extension can never undo it.
+        """
         due = self._table.due(time.monotonic() + horizon, most=self._table.limit)
-        extended = 0
-        for start in range(0, len(due), BATCH_SIZE):
-            if self._stop.is_set():
-                break
-            extended += self._extend(due[start : start + BATCH_SIZE], visibility)
-        return extended
-
-    def _extend(self, chunk: list[Lease], visibility: int) -> int:
+        if not due:
+            return 0
+        visibility = self.settings.visibility_timeout
         now = time.monotonic()
         timeouts: dict[Lease, int] = {}
         capped: list[Lease] = []
         with self._visibility_lock:
-            for lease in chunk:
+            for lease in due:
                 if lease.settled:
                     continue
                 left = MAX_VISIBILITY - (now - lease.received_at) - LEASE_SAFETY
@@ -308,15 +320,17 @@ class SqsSource(BaseSource):
                     "ReceiptHandle": lease.receipt_handle,
                     "VisibilityTimeout": timeouts[lease],
                 },
+                executor,
             )
         if capped:
             self._table.finalize(capped)
             log.warning("sqs: %d message(s) held for 12 hours, SQS's limit; they will be "
                         "delivered again (possible duplicates)", len(capped))
         failed = {f.lease for f in failures}
-        full = [lease for lease in live if lease not in failed and timeouts[lease] == visibility]
-        short = [lease for lease in live if lease not in failed and timeouts[lease] < visibility]
-        self._table.extended(full, now + visibility)
+        ok = [lease for lease in live if lease not in failed]
+        self._table.extended((lease for lease in ok if timeouts[lease] == visibility),
+                             now + visibility)
+        short = [lease for lease in ok if timeouts[lease] < visibility]
         if short:
             self._table.finalize(short)
         lost = [f for f in failures if f.lost_handle and not f.lease.settled]
@@ -326,15 +340,13 @@ class SqsSource(BaseSource):
             log.warning("sqs: lease of %d message(s) lapsed before it could be extended (e.g. %s); "
                         "they may be delivered again (possible duplicates)",
                         len(lost), lost[0].lease.message_id)
-        other = len(failures) - sum(1 for f in failures if f.lost_handle)
+        other = [f for f in failures if not f.lost_handle]
         if other:
-            self._count("lease_extension_failures", other)
-            first = next(f for f in failures if not f.lost_handle)
+            self._count("lease_extension_failures", len(other))
             log.warning("sqs: could not extend %d lease(s): %s: %s; retrying",
-                        other, first.code, first.reason)
-        done = len(live) - len(failures)
-        self._count("lease_extensions", done)
-        return done
+                        len(other), other[0].code, other[0].reason)
+        self._count("lease_extensions", len(ok))
+        return len(ok)
 
     # -------------------------------------------------------------------------- ack / nack
 
@@ -405,7 +417,9 @@ class SqsSource(BaseSource):
     def _change_batch(self, entries: list[dict[str, Any]]) -> Mapping[str, Any]:
         return self.client.change_message_visibility_batch(QueueUrl=self._url, Entries=entries)  # type: ignore[no-any-return]
 
-    def _change_visibility(self, leases: Sequence[Lease], seconds: int, what: str) -> int:
+    def _change_visibility(
+        self, leases: Sequence[Lease], seconds: int, what: str, executor: Executor | None = None
+    ) -> int:
         """Set the visibility of settled leases (nack, release); returns how many succeeded."""
         if not leases:
             return 0
@@ -419,6 +433,7 @@ class SqsSource(BaseSource):
                 "ReceiptHandle": lease.receipt_handle,
                 "VisibilityTimeout": seconds,
             },
+            executor,
         )
         other = [f for f in failures if not f.lost_handle]
         if other:
