@@ -15,7 +15,7 @@ from parquet_ingestor.records import JsonLines, RecordList
 
 from .combine import concat
 from .frame import ArrowFrame
-from .jsonread import parse_lines
+from .jsonread import EMPTY, parse_lines
 from .pylist import table_from_rows
 from .schema import load_schema, relaxed, schema_from_spec, without_nulls
 from .writer import ArrowFrameWriter, FastparquetFrameWriter, WriteSettings
@@ -166,6 +166,12 @@ class ParquetEncoder:
                     table = table.set_column(table.schema.get_field_index(name), name, column)
                 else:
                     table = table.append_column(name, column)
+        if EMPTY in table.column_names:
+            if table.num_columns > 1:
+                table = table.drop_columns([EMPTY])
+            else:  # nothing to write: Parquet needs at least one column
+                rejected = rejected + [(i, "JSON object has no fields") for i in items]
+                table, items = pa.schema([]).empty_table(), []
         return table, items, rejected
 
     def _conform_arrow(

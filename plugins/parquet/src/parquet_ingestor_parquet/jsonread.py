@@ -21,6 +21,7 @@ import pyarrow.json as pj
 MAX_BLOCK = 1 << 30  # read_json's block_size is an int32; bigger ranges are split first
 _ROW_HINT = re.compile(r" in row (\d+)\s*$")
 WRAP = "v"
+EMPTY = "__empty__"  # placeholder column of a piece whose objects have no fields at all
 _JOIN = b'}\n{"' + WRAP.encode() + b'":'
 
 
@@ -88,6 +89,9 @@ def _wrap(lines: Sequence[bytes]) -> bytes:
 
 def _add(result: ParsedLines, table: pa.Table, lo: int) -> None:
     column = table.column(WRAP)
+    if column.type.num_fields == 0:  # only `{}` lines: keep the row count with a placeholder
+        column = pa.chunked_array([pa.StructArray.from_arrays(
+            [pa.nulls(len(column))], [EMPTY], mask=pc.is_null(column).combine_chunks())])
     flat = pa.Table.from_batches(
         [pa.RecordBatch.from_struct_array(chunk) for chunk in column.chunks],
         schema=pa.schema(list(column.type)))

@@ -116,8 +116,11 @@ def _typed_column(name: str, values: list[Any], kind: pa.DataType, bad: dict[int
         try:
             pa.array([value], kind)
         except _CONVERSION_ERRORS as exc:
-            bad.setdefault(i, f"field '{name}': {value!r:.80} is not {kind} ({exc})")
-            values[i] = None
+            try:  # text holding a number, a number for a float column...: Arrow's safe cast
+                values[i] = pa.array([value]).cast(kind)[0].as_py()
+            except _CONVERSION_ERRORS:
+                bad.setdefault(i, f"field '{name}': {value!r:.80} is not {kind} ({exc})")
+                values[i] = None
     return pa.array(values, kind)
 
 
