@@ -29,6 +29,18 @@ def redact(text: str) -> str:
     return re.sub(r"(Signature=|X-Amz-Security-Token=|Credential=)[^\s&,\"']+", r"\1****", text)
 
 
+def reason_summary(reason: str) -> str:
+    """The part of a rejection reason before its first ": ".
+
+    What follows often quotes the payload (``couldn't parse:<value>``, ``cannot read '<value>'``),
+    and payloads stay out of logs above DEBUG; the full reason goes to DEBUG and the error sink.
+    """
+    head, sep, _ = reason.partition(": ")
+    if not sep:
+        head, sep, _ = reason.partition(":")
+    return head
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
