@@ -115,8 +115,19 @@ def test_merge_precedence() -> None:
 
 
 def test_options_without_a_component_anywhere() -> None:
+    from parquet_ingestor.config import build_pipeline
+    from parquet_ingestor.plugins import get_registry
+
+    merged = merge(RunConfig(source=ComponentChoice("file", {"path": "-"}),
+                             sink=ComponentChoice("file", {"path": "out"})),
+                   RunConfig(error_sink=ComponentChoice("", {"path": "x"})))
     with pytest.raises(ConfigError, match="--error-sink-opt given without --error-sink"):
-        merge(RunConfig(), RunConfig(error_sink=ComponentChoice("", {"path": "x"})))
+        build_pipeline(merged, get_registry())
+
+
+def test_encoder_options_alone_apply_to_the_default_encoder() -> None:
+    merged = merge(RunConfig(), RunConfig(encoder=ComponentChoice("", {"compression": "gzip"})))
+    assert merged.encoder == ComponentChoice("", {"compression": "gzip"})
 
 
 def _run_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

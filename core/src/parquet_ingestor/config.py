@@ -138,10 +138,7 @@ def merge(base: RunConfig, over: RunConfig) -> RunConfig:
         low: ComponentChoice | None = getattr(base, attr)
         high: ComponentChoice | None = getattr(over, attr)
         if high is not None and not high.name:  # options only: for the component named below
-            if low is None:
-                flag = attr.replace("_", "-")
-                raise ConfigError(f"--{flag}-opt given without --{flag}")
-            high = ComponentChoice(low.name, high.options)
+            high = ComponentChoice(low.name if low else "", high.options)
         if high is None:
             setattr(merged, attr, low)
         elif low is None or low.name == high.name:
@@ -182,8 +179,17 @@ def build_pipeline(config: RunConfig, registry: Registry) -> Pipeline:
         raise ConfigError("no source given: use --source NAME (see `ingest plugins`)")
     if config.sink is None:
         raise ConfigError("no sink given: use --sink NAME (see `ingest plugins`)")
-    transformer = config.transformer or ComponentChoice("json")
-    encoder = config.encoder or ComponentChoice(default_encoder(registry))
+    defaults = {"transformer": "json", "encoder": default_encoder(registry)}
+    for attr in ("source", "sink", "error_sink"):
+        choice = getattr(config, attr)
+        if choice is not None and not choice.name:
+            flag = attr.replace("_", "-")
+            raise ConfigError(f"--{flag}-opt given without --{flag}")
+    transformer, encoder = (
+        ComponentChoice(choice.name or defaults[attr], choice.options) if choice
+        else ComponentChoice(defaults[attr])
+        for attr, choice in (("transformer", config.transformer), ("encoder", config.encoder))
+    )
     chosen = {"source": config.source, "transformer": transformer, "encoder": encoder,
               "sink": config.sink, "error_sink": config.error_sink}
     specs = {}
