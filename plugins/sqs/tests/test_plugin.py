@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from parquet_ingestor.errors import ConfigError
@@ -73,3 +74,19 @@ def test_attribute_names_are_sorted_into_system_and_message_attributes():
 def test_region_from_url():
     assert region_from_url("https://sqs.ap-southeast-2.amazonaws.com/1/q") == "ap-southeast-2"
     assert region_from_url("http://127.0.0.1:5000/123456789012/q") is None
+
+
+@pytest.mark.aws
+@pytest.mark.timeout(60)
+def test_cli_reports_a_missing_queue_on_one_line(aws_env, moto_endpoint, tmp_path):
+    url = f"{moto_endpoint}/123456789012/no-such-queue"
+    ingest = [str(Path(sys.executable).with_name("ingest"))]
+    result = subprocess.run(
+        [*ingest, "--source", "sqs", "--source-opt", f"queue_url={url}",
+         "--sink", "file", "--sink-opt", f"path={tmp_path}"],
+        env=aws_env, capture_output=True, text=True, timeout=50,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert f"source 'sqs' option 'queue_url': queue {url} does not exist" in lines[0]
