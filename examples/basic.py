@@ -2,10 +2,11 @@
 
     python examples/basic.py [OUTPUT_DIR]
 
-Messages come from ``MemorySource`` (a finite in-memory source), go through the ``json``
-transformer and the Parquet encoder, are partitioned by each event's own time, written to a local
-directory with the ``file`` sink, and are read back with pyarrow. One message is not JSON: it is
-rejected and, with no error sink, given back to the source (``MemorySource`` then drops it).
+Messages come from ``ListSource`` (a finite in-memory source, written below: a source is four
+methods), go through the ``json`` transformer and the Parquet encoder, are partitioned by each
+event's own time, written to a local directory with the ``file`` sink, and are read back with
+pyarrow. One message is not JSON: it is rejected and, with no error sink, given back to the
+source (nacked), which here just counts it.
 """
 
 from __future__ import annotations
@@ -13,14 +14,37 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from parquet_ingestor import BatchLimits, Pipeline, PipelineSettings
+from parquet_ingestor import BaseSource, BatchLimits, Message, Pipeline, PipelineSettings
 from parquet_ingestor.builtins.file_sink import FileSink
 from parquet_ingestor.builtins.json_transformer import JsonTransformer
-from parquet_ingestor.testing import MemorySource
 from parquet_ingestor_parquet.encoder import ParquetEncoder
+
+
+class ListSource(BaseSource):
+    """Hands out a list of bodies once; records what was acknowledged and given back."""
+
+    def __init__(self, bodies: list[str]) -> None:
+        self.pending = [Message(f"m{i}", body.encode()) for i, body in enumerate(bodies)]
+        self.acked: list[Message] = []
+        self.nacked: list[Message] = []
+
+    def receive(self, max_messages: int, timeout: float) -> Sequence[Message]:
+        out, self.pending = self.pending[:max_messages], self.pending[max_messages:]
+        return out
+
+    def ack(self, messages: Sequence[Message]) -> None:  # called after the file is committed
+        self.acked.extend(messages)
+
+    def nack(self, messages: Sequence[Message], delay: float | None = None) -> None:
+        self.nacked.extend(messages)
+
+    @property
+    def exhausted(self) -> bool:  # a finite source: the run ends once it is drained
+        return not self.pending
 
 
 def sample_messages() -> list[str]:
@@ -34,7 +58,7 @@ def sample_messages() -> list[str]:
 
 
 def main(out_dir: Path) -> int:
-    source = MemorySource(sample_messages())
+    source = ListSource(sample_messages())
     pipeline = Pipeline(
         source=source,
         sink=FileSink(str(out_dir)),
