@@ -27,6 +27,7 @@ from .batcher import Batcher, BatchLimits
 from .errors import Aborted, ConfigError, PartialAckError
 from .interfaces import Encoder, Frame, RunContext, Sink, Source, Transformer
 from .keys import DEFAULT_TEMPLATE, KeyTemplate
+from .logs import reason_summary
 from .message import Message, Rejection
 from .metrics import Metrics
 from .records import truncate
@@ -253,13 +254,22 @@ class Pipeline:
                 self._release(batcher.take())
             for _ in threads:
                 self._put(None, force=True)
-            deadline = time.monotonic() + (2.0 if self._abort.is_set() else 1e9)
-            for thread in threads:
-                thread.join(max(0.0, deadline - time.monotonic()))
+            self._join(threads)
             gc.set_threshold(*old_threshold)
             self._close_components()
             self._call_hook("ingest_pipeline_stopped", metrics=self.metrics)
         return self.metrics
+
+    def _join(self, threads: list[threading.Thread]) -> None:
+        """Wait for the workers to drain; once aborted (even mid-wait) give them 2 s at most."""
+        deadline: float | None = None
+        for thread in threads:
+            while thread.is_alive():
+                if self._abort.is_set():
+                    deadline = deadline or time.monotonic() + 2.0
+                    if time.monotonic() >= deadline:
+                        return
+                thread.join(0.1)
 
     def _receive_loop(self, batcher: Batcher) -> None:
         settings = self.settings
@@ -292,8 +302,16 @@ class Pipeline:
                 self._submit(batcher.take())
             if not messages:
                 if self.source.exhausted:
-                    self.stopped_reason = "drained"
-                    return
+                    # in-flight batches may still give messages back (nack): drained only
+                    # once nothing is buffered or being flushed and the source stays empty
+                    if len(batcher):
+                        self._submit(batcher.take())
+                    elif self._idle() and self.source.exhausted:
+                        self.stopped_reason = "drained"
+                        return
+                    else:
+                        self._stop.wait(0.02)
+                    continue
                 idle = settings.exit_when_idle
                 if idle is not None and now - idle_since >= idle and self._idle():
                     if len(batcher):
@@ -549,7 +567,8 @@ class Pipeline:
         result.rejected = len(rejections)
         self.metrics.incr("rejected", len(rejections))
         for r in rejections[:5]:
-            log.warning("rejected message %s: %s", r.message.id, r.reason)
+            log.warning("rejected message %s: %s", r.message.id, reason_summary(r.reason))
+            log.debug("rejected message %s: %s", r.message.id, r.reason)
         if self.error_sink is None:
             result.nacked += self._release(messages)
             self._call_hook("ingest_messages_rejected", rejections=rejections,

@@ -2,6 +2,9 @@
 
 A file cannot redeliver, so a nacked line is queued again in memory, up to ``max_deliveries``
 times; after that it is counted in :attr:`FileSource.failed` and the run reports it.
+
+Stdin (``path=-``) is read by a background thread, so ``receive`` honours its timeout on a pipe
+that stays open: batches age out, signals drain and ``--exit-when-idle`` works without EOF.
 """
 
 from __future__ import annotations
@@ -10,9 +13,11 @@ import glob
 import gzip
 import logging
 import os
+import queue
 import sys
+import threading
 from collections import deque
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import IO
 
 from ..errors import ConfigError
@@ -36,6 +41,7 @@ class FileSource(BaseSource):
         self._deliveries: dict[str, int] = {}
         self._done = False
         self._open_file: IO[bytes] | None = None
+        self._stdin: queue.Queue[Message | None] | None = None
 
     @staticmethod
     def _expand(path: str) -> list[str]:
@@ -77,6 +83,8 @@ class FileSource(BaseSource):
             out.append(self._retry.popleft())
         if self._done:
             return out
+        if self.path == "-":
+            return self._receive_stdin(out, max_messages, timeout)
         append = out.append
         lines = self._lines
         try:
@@ -85,6 +93,40 @@ class FileSource(BaseSource):
         except StopIteration:
             self._done = True
         return out
+
+    def _receive_stdin(
+        self, out: list[Message], max_messages: int, timeout: float
+    ) -> list[Message]:
+        if self._stdin is None:
+            self._stdin = queue.Queue(maxsize=10_000)
+            threading.Thread(target=self._pump_stdin, args=(self._stdin,),
+                             name="file-source-stdin", daemon=True).start()
+        try:
+            item = self._stdin.get(timeout=timeout) if timeout > 0 and not out else (
+                self._stdin.get_nowait())
+            while True:
+                if item is None:
+                    self._done = True
+                    break
+                out.append(item)
+                if len(out) >= max_messages:
+                    break
+                item = self._stdin.get_nowait()
+        except queue.Empty:
+            pass
+        return out
+
+    @staticmethod
+    def _pump_stdin(into: queue.Queue[Message | None]) -> None:
+        """Read fd 0 with os.read (no buffered-reader lock held at interpreter exit)."""
+        try:
+            for number, body in enumerate(_fd_lines(0), 1):
+                if body.strip():
+                    into.put(Message(f"stdin:{number}", body))
+        except OSError as exc:
+            log.error("reading stdin failed: %s", exc)
+        finally:
+            into.put(None)
 
     def ack(self, messages: Sequence[Message]) -> None:
         if self._deliveries:
@@ -108,5 +150,17 @@ class FileSource(BaseSource):
         return self._done and not self._retry
 
     def close(self) -> None:
-        if self._open_file is not None:
+        if self._open_file is not None and self._stdin is None:
             self._lines.close()
+
+
+def _fd_lines(fd: int) -> Iterator[bytes]:
+    """Lines of a file descriptor without their line ending, as soon as each one is complete."""
+    pending = b""
+    while chunk := os.read(fd, 1 << 16):
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            yield line.rstrip(b"\r")
+    if pending:
+        yield pending.rstrip(b"\r")
