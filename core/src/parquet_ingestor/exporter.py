@@ -72,8 +72,12 @@ class _Collector:
         yield GaugeMetricFamily("ingest_up", "1 unless the pipeline is stuck", value=int(ok))
 
 
-def start_exporter(pipeline: Any, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
-    """Serve /metrics and /healthz in a daemon thread; ``.shutdown()`` stops it."""
+def start_exporter(pipeline: Any, port: int, host: str = "") -> ThreadingHTTPServer:
+    """Serve /metrics and /healthz in a daemon thread; ``.shutdown()`` stops it.
+
+    All interfaces by default (like prometheus-client's own server): Prometheus and the
+    kubelet's probes reach a container on its pod IP, never on its loopback.
+    """
     try:
         from prometheus_client import CollectorRegistry, generate_latest
     except ImportError:
