@@ -319,4 +319,5 @@ def test_counters_reach_context_metrics(q, queue_url, make_source):
     q.wait_until(lambda: Context.metrics.counts.get("lease_extensions", 0) >= 2, what="extensions")
     source.ack(held)
     assert "received" not in Context.metrics.counts  # the core counts those
+    assert "ack_failures" not in Context.metrics.counts  # and those, after its own retries
     assert Context.metrics.counts["lease_extensions"] == source.stats["lease_extensions"]

@@ -50,14 +50,16 @@ STAT_NAMES = (
     "ack_failures",
     "possible_duplicates",
 )
-_METRIC_STATS = frozenset({"lease_extensions", "ack_failures"})
+# Forwarded to the run's metrics. Not ack_failures: the pipeline counts those itself, once its own
+# retries of a PartialAckError are spent; counting each raise here too would inflate it.
+_METRIC_STATS = frozenset({"lease_extensions"})
 
 
 class SqsSource(BaseSource):
     """Messages from one SQS queue (standard or FIFO).
 
     ``client`` replaces the boto3 client (tests, benchmarks). ``stats`` counts what happened;
-    ``lease_extensions`` and ``ack_failures`` also go to ``context.metrics.incr`` when started.
+    ``lease_extensions`` also goes to ``context.metrics.incr`` when started.
     """
 
     def __init__(
