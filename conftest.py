@@ -27,11 +27,45 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def make_moto_receive_atomic() -> None:
+    """Make moto's ReceiveMessage atomic, as SQS's is.
+
+    moto's threaded server can hand one message to two concurrent ReceiveMessage calls (the
+    visibility check and the mark-as-received are not under a lock), which real SQS never does;
+    tests of duplicates would then measure the emulator. The long poll stays outside the lock.
+    """
+    import threading
+    import time
+
+    from moto.sqs.models import SQSBackend
+
+    original = SQSBackend.receive_message
+    if getattr(original, "_atomic", False):
+        return
+    lock = threading.Lock()
+
+    def receive_message(self, queue_name, count, wait_seconds_timeout, visibility_timeout,
+                        message_attribute_names=None):  # type: ignore[no-untyped-def]
+        deadline = time.time() + (wait_seconds_timeout or 0)
+        while True:
+            with lock:
+                result = original(self, queue_name, count, 0, visibility_timeout,
+                                  message_attribute_names)
+            if result or time.time() >= deadline:
+                return result
+            time.sleep(0.05)
+
+    receive_message._atomic = True  # type: ignore[attr-defined]
+    SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """URL of a moto server on loopback, with fake credentials in the environment."""
     pytest.importorskip("moto")
     from moto.server import ThreadedMotoServer
+
+    make_moto_receive_atomic()
 
     for key, value in FAKE_CREDENTIALS.items():
         os.environ.setdefault(key, value)

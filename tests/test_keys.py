@@ -131,3 +131,10 @@ def test_ten_thousand_renders_do_not_collide(template: str) -> None:
     tpl = KeyTemplate(template)
     keys = {tpl.render(WHEN, "jsonl", worker=w % 4) for w in range(10_000)}
     assert len(keys) == 10_000
+
+
+def test_unix_ns_alone_is_not_unique_enough() -> None:
+    # two workers can read the same nanosecond clock value; a random part is required
+    with pytest.raises(ConfigError, match="uuid"):
+        KeyTemplate("%Y/{unix_ns}.{ext}")
+    KeyTemplate("%Y/{unix_ns}-{random}.{ext}")

@@ -32,7 +32,7 @@ MAX_VALUE_LENGTH = 100
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _PARTIAL_ESCAPE = re.compile(r"%[0-9A-F]?$")
 _SIMPLE = {"unix_ns", "random", "uuid", "ext", "worker"}
-_UNIQUE = {"unix_ns", "random", "uuid"}
+_UNIQUE = {"random", "uuid"}  # {unix_ns} alone can repeat across workers
 # strftime codes from the finest to the coarsest grain they need
 _GRAINS = (("second", "%S%s%T%X%c"), ("minute", "%M%R"), ("hour", "%H%I%p"),
            ("day", "%d%j%a%A%e%D%F%x%u%w%U%W%V%G"), ("month", "%m%b%B%h"), ("year", "%Y%y%C"))
@@ -72,8 +72,8 @@ class KeyTemplate:
                     f"--key-template: unknown placeholder {{{name}}} "
                     "(use {unix_ns} {random} {uuid} {ext} {worker} {field:NAME})")
         if not _UNIQUE & set(names):
-            raise ConfigError("--key-template must contain {uuid}, {random} or {unix_ns} "
-                              "so that keys never collide")
+            raise ConfigError("--key-template must contain {uuid} or {random} "
+                              "so that keys never collide across workers and processes")
         if self.template.startswith("/") or "//" in self.template:
             raise ConfigError("--key-template must be relative, without empty path segments")
         try:

@@ -226,12 +226,19 @@ def build_registry(
     registry = Registry(new_plugin_manager())
     disabled = disabled_plugins()
     if entry_points_enabled:
-        seen: set[str] = set()
+        seen: dict[str, str] = {}  # plugin name -> distribution
         for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            if ep.name in disabled or ep.name in seen:
+            if ep.name in disabled:
                 continue
-            seen.add(ep.name)
             dist, version = _dist_of(ep)
+            if ep.name in seen:
+                if seen[ep.name] != dist:  # the same name from two distributions
+                    clash = PluginInfo(f"{ep.name} [{dist}]", dist, version, ep.value)
+                    registry.plugins[clash.name] = clash
+                    registry._fail(clash, PluginError(
+                        f"plugin name '{ep.name}' is already taken by {seen[ep.name]}"))
+                continue
+            seen[ep.name] = dist
             info = PluginInfo(ep.name, dist, version, ep.value)
             try:
                 module = ep.load()
