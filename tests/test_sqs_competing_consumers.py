@@ -1,0 +1,69 @@
+"""Two ``ingest`` processes on one SQS queue (competing consumers) lose and duplicate nothing.
+
+Real subprocesses against moto's server over HTTP: 300 messages of 20 JSON lines each are shared
+by two consumers writing Parquet to S3; every event id must be written exactly once, and the queue
+must end empty.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+boto3 = pytest.importorskip("boto3")
+pq = pytest.importorskip("pyarrow.parquet")
+
+pytestmark = [pytest.mark.aws, pytest.mark.timeout(240)]
+
+
+def _ingest(queue_url: str, bucket: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    cmd = [sys.executable, "-c", "from parquet_ingestor.cli import main; main()",
+           "--source", "sqs", "--source-opt", f"queue_url={queue_url}",
+           "--source-opt", "wait_time=1s", "--source-opt", "visibility_timeout=5s",
+           "--transformer-opt", "lines=true",
+           "--sink", "s3", "--sink-opt", f"bucket={bucket}", "--sink-opt", "prefix=events/",
+           "--batch-max-age", "1s", "--batch-max-bytes", "256KiB", "--exit-when-idle", "5s",
+           "--log-format", "json"]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def test_two_processes_share_one_queue(aws_env: dict[str, str], moto_endpoint: str,
+                                       unique_name: str) -> None:
+    sqs = boto3.client("sqs", endpoint_url=moto_endpoint)
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint)
+    s3.create_bucket(Bucket=unique_name)
+    queue_url = sqs.create_queue(QueueName=unique_name)["QueueUrl"]
+    ids = [f"e{i:05d}" for i in range(6000)]
+    bodies = ["\n".join(json.dumps({"id": i, "n": k}) for k, i in enumerate(ids[j:j + 20]))
+              for j in range(0, len(ids), 20)]
+    for j in range(0, len(bodies), 10):
+        sqs.send_message_batch(QueueUrl=queue_url, Entries=[
+            {"Id": str(k), "MessageBody": b} for k, b in enumerate(bodies[j:j + 10])])
+
+    procs = [_ingest(queue_url, unique_name, aws_env) for _ in range(2)]
+    outputs = [p.communicate(timeout=200) for p in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err[-2000:]
+    written_by = []
+    for _, err in outputs:
+        stops = [json.loads(line) for line in err.splitlines() if '"event": "stopped"' in line]
+        written_by.append(stops[-1]["acked"])
+    assert all(n > 0 for n in written_by), f"one consumer did all the work: {written_by}"
+
+    got: list[str] = []
+    for obj in s3.list_objects_v2(Bucket=unique_name, Prefix="events/").get("Contents", []):
+        data = s3.get_object(Bucket=unique_name, Key=obj["Key"])["Body"].read()
+        got.extend(pq.read_table(io.BytesIO(data)).column("id").to_pylist())
+    assert len(got) == len(set(got)), f"{len(got) - len(set(got))} duplicates"
+    assert sorted(got) == ids
+    time.sleep(0.5)
+    attrs = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    assert attrs == {"ApproximateNumberOfMessages": "0",
+                     "ApproximateNumberOfMessagesNotVisible": "0"}
