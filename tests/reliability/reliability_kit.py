@@ -295,8 +295,16 @@ def run_ingest(args: Sequence[str], env: dict[str, str], logdir: Path,
     return Ingest(args, env, logdir).wait(timeout)
 
 
-def sqs_args(queue_url: str, *, visibility: int = 3, wait_time: int = 1) -> list[str]:
+def sqs_args(queue_url: str, *, visibility: int = 3, wait_time: int = 1,
+             pollers: int = 2) -> list[str]:
+    """Source options for an SQS run of JSON-lines messages.
+
+    Tests that demand *exactly* once use ``pollers=1``: moto's ReceiveMessage is not atomic, so
+    two concurrent long polls can both get the same message (as real standard queues
+    occasionally do too); that duplicate would be the emulator's, not ours.
+    """
     return ["--source", "sqs", "--source-opt", f"queue_url={queue_url}",
+            "--source-opt", f"pollers={pollers}",
             "--source-opt", f"visibility_timeout={visibility}s",
             "--source-opt", f"wait_time={wait_time}s",
             "--transformer", "json", "--transformer-opt", "lines=true"]

@@ -37,7 +37,7 @@ def test_batch_age_far_beyond_visibility_timeout_gives_no_duplicates(
     assert send(sqs, url, bodies[:100]) == 100
 
     ingest = Ingest([
-        *sqs_args(url, visibility=3), *s3_args(unique_name),
+        *sqs_args(url, visibility=3, pollers=1), *s3_args(unique_name),
         "--batch-max-age", "20s", "--batch-max-bytes", "64MiB", "--exit-when-idle", "4s",
         "--log-format", "json",
     ], env_for(aws_env), logdir)

@@ -52,7 +52,7 @@ def test_sigterm_writes_and_acks_the_buffered_batch(
     url, _ = make_queue(sqs, unique_name, visibility=3)
     events = make_events(MESSAGES * PER_MESSAGE, seed=21)
     assert send(sqs, url, pack(events, PER_MESSAGE)) == MESSAGES
-    ingest = Ingest([*sqs_args(url, visibility=3), *s3_args(unique_name), *BUFFER_ALL],
+    ingest = Ingest([*sqs_args(url, visibility=3, pollers=1), *s3_args(unique_name), *BUFFER_ALL],
                     env_for(aws_env), logdir)
     _wait_all_received(sqs, url, ingest)
     time.sleep(4)  # longer than one lease: the buffered batch lives on extended leases
@@ -79,7 +79,7 @@ def test_second_signal_aborts_without_acking_unwritten_messages(
     bodies = pack(make_events(MESSAGES * PER_MESSAGE, seed=22), PER_MESSAGE)
     assert send(sqs, url, bodies) == MESSAGES
     with FaultProxy(moto_endpoint) as proxy:
-        ingest = Ingest([*sqs_args(url, visibility=3), *s3_args(unique_name), *BUFFER_ALL,
+        ingest = Ingest([*sqs_args(url, visibility=3, pollers=1), *s3_args(unique_name), *BUFFER_ALL,
                          "--write-attempts", "50", "--write-max-delay", "1s"],
                         env_for(aws_env, proxy.url), logdir)
         _wait_all_received(sqs, url, ingest)
