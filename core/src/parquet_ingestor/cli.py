@@ -27,6 +27,7 @@ from .config import (
 from .errors import ConfigError, IngestError
 from .options import split_pairs
 from .plugins import KINDS, Registry, get_registry
+from .status import StatusLine, is_tty, summary_table
 
 log = logging.getLogger("parquet_ingestor")
 _COMPONENT_FLAGS = ("source", "transformer", "encoder", "sink", "error_sink")
@@ -133,17 +134,22 @@ def _run(pipeline: Any, values: dict[str, Any]) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     exporter = None
+    status = StatusLine(pipeline).start() if is_tty() else None
     try:
         if values.get("metrics_port") is not None:
             from .exporter import start_exporter
 
-            exporter = start_exporter(pipeline, values["metrics_port"])
+            exporter = start_exporter(pipeline, values["metrics_port"], values["metrics_host"])
         metrics = pipeline.run()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if exporter is not None:
             exporter.shutdown()
+        if status is not None:
+            status.stop()
+    if status is not None:
+        sys.stderr.write(summary_table(metrics, pipeline.stopped_reason))
     snap = metrics.snapshot()
     log.info(
         "stopped (%s): %d messages, %d files, %d rows, %d bytes, %d rejected, %d nacked",

@@ -75,6 +75,8 @@ PIPELINE_OPTIONS: tuple[Option, ...] = (
            help="text for people, json for log shippers (one object per line)"),
     Option("metrics_port", "int", min=0, max=65535,
            help="serve Prometheus /metrics and /healthz on this port"),
+    Option("metrics_host", default="0.0.0.0",
+           help="address the metrics server listens on (127.0.0.1: this machine only)"),
 )
 
 
