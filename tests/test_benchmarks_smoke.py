@@ -1,0 +1,36 @@
+"""The benchmark harness keeps working: benchmarks/run.py --quick on tiny sizes (no timings)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path("/work/shared/bench")
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.skipif(not (SHARED / "limit.py").exists(), reason="needs /work/shared/bench")
+def test_quick_run_reports_every_section(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--events", "3000",
+         "--json", str(out)],
+        capture_output=True, text=True, timeout=230,
+        env={**__import__("os").environ, "BENCH_DATA": str(tmp_path / "data")},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert results["events"] == 3000
+    for section in ("limit", "ingest", "ingest_x4", "function", "sqs", "startup", "workers"):
+        assert section in results, section
+    assert results["ingest"]["peak_rss"] > 0 and results["ratio"]["throughput"] > 0
+    assert results["function"]["rows"] == 3000
+    assert results["sqs"]["acked"] == results["sqs"]["messages"]
+    assert results["startup"]["--help"]["imported"] == []
+    assert set(results["workers"]["runs"]) == {"1", "2", "4"}
+    assert "ratio ingest/limit" in proc.stdout
