@@ -206,8 +206,9 @@ def main(argv: list[str] | None = None) -> int:
                                    "per_cpu_second": per_core, "peak_rss": m.peak_rss}
             print(f"  {r['records']:,} records: {rate(r['records'], r['seconds']):,.0f} rec/s wall, "
                   f"{per_core:,.0f} rec per CPU-second (target >= 200k/core); "
-                  f"transform stage alone {r['transform_only_rate']:,.0f} rec/s; "
                   f"RSS {mib(m.peak_rss):.0f} MiB")
+            print("  stages alone (rec/s, one 15k batch, GC paused): " + ", ".join(
+                f"{k} {v:,.0f}" for k, v in r["stages"].items()))
 
         # 4. SQS source overhead over a stub client
         if "sqs" not in skip:
