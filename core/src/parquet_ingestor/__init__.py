@@ -30,6 +30,7 @@ from .message import Message, Rejection
 from .metrics import Metrics
 from .options import Option
 from .pipeline import FileResult, FlushResult, Pipeline, PipelineSettings
+from .plugins import Register
 from .records import JsonLines, ListFrame, RecordList
 from .retry import RetryPolicy
 
@@ -39,7 +40,7 @@ __all__ = [
     "BaseSink", "BaseSource", "BatchLimits", "Batcher", "ConfigError", "Decoded", "Encoder",
     "FileResult", "FlushResult", "Frame", "FrameWriter", "FunctionTransformer", "IngestError",
     "JsonLines", "KeyTemplate", "ListFrame", "Message", "Metrics", "Option", "PartialAckError",
-    "Pipeline", "PipelineSettings", "PluginError", "RecordList", "Rejection", "RejectMessage",
+    "Pipeline", "PipelineSettings", "PluginError", "RecordList", "Register", "Rejection", "RejectMessage",
     "RetryPolicy", "RunContext", "Sink", "SinkWriter", "Source", "TransformResult", "Transformer",
     "__version__", "hookimpl",
 ]

@@ -21,9 +21,12 @@ factory may be a ``"module:attr"`` string so heavy imports wait until the compon
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
+
+if TYPE_CHECKING:
+    from .plugins import Register
 
 PROJECT = "parquet_ingestor"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -31,7 +34,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def ingest_register_sources(register: Any) -> None:
+def ingest_register_sources(register: Register) -> None:
     """Register sources: ``register(name, factory, options=[Option...], help="...")``.
 
     ``factory(**options)`` returns an object with the :class:`~parquet_ingestor.interfaces.Source`
@@ -40,17 +43,17 @@ def ingest_register_sources(register: Any) -> None:
 
 
 @hookspec
-def ingest_register_transformers(register: Any) -> None:
+def ingest_register_transformers(register: Register) -> None:
     """Register transformers, the same way as sources (see ``Transformer``)."""
 
 
 @hookspec
-def ingest_register_encoders(register: Any) -> None:
+def ingest_register_encoders(register: Register) -> None:
     """Register encoders, the same way as sources (see ``Encoder``)."""
 
 
 @hookspec
-def ingest_register_sinks(register: Any) -> None:
+def ingest_register_sinks(register: Register) -> None:
     """Register sinks, the same way as sources (see ``Sink``)."""
 
 

@@ -25,7 +25,11 @@ class Source(Protocol):
     """Where messages come from (SQS, a file, Kafka...).
 
     A source keeps every message it handed out *leased* (invisible to other consumers) until it
-    is acked or nacked: the pipeline may hold a message for minutes while its batch fills.
+    is acked or nacked: the pipeline may hold a message for minutes while its batch fills, so a
+    source whose leases expire (SQS visibility, Redis claim time) must extend them itself.
+
+    Threads: ``receive`` is called from one thread (the receive loop); ``ack`` and ``nack`` from
+    the flush workers, concurrently; ``close`` once, after the workers have stopped.
     """
 
     def receive(self, max_messages: int, timeout: float) -> Sequence[Message]:
@@ -41,7 +45,12 @@ class Source(Protocol):
         ...
 
     def nack(self, messages: Sequence[Message], delay: float | None = None) -> None:
-        """Give messages back so they are delivered again, after ``delay`` seconds if given."""
+        """Give messages back so they are delivered again.
+
+        ``delay=None`` means the source's own configured redelivery delay (SQS ``retry_delay``);
+        ``delay=0`` means at once. The pipeline nacks rejected messages when no error sink is
+        set, batches whose write failed after all retries, and unflushed messages on abort.
+        """
         ...
 
     def close(self) -> None:

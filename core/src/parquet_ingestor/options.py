@@ -53,7 +53,10 @@ class Option:
         if self.required:
             parts.append("required")
         elif self.default is not None and not self.secret:
-            parts.append(f"default {self.default}")
+            shown = self.default
+            if isinstance(shown, str) and shown.strip() != shown or shown == "":
+                shown = repr(shown)
+            parts.append(f"default {shown}")
         return f"{self.name} ({', '.join(parts)}): {self.help}".rstrip(": ")
 
     def parse(self, value: Any, where: str) -> Any:

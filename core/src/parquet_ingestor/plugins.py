@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import pluggy
 
@@ -79,6 +79,19 @@ def load_object(ref: str) -> Any:
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"cannot import {ref!r}: {exc}") from None
     return obj
+
+
+class Register(Protocol):
+    """What the ``ingest_register_*`` hooks receive: call it once per component."""
+
+    def __call__(
+        self,
+        name: str,
+        factory: Callable[..., Any] | str,
+        *,
+        options: Iterable[Option] = (),
+        help: str = "",  # noqa: A002 - the natural name
+    ) -> ComponentSpec: ...
 
 
 class Registry:
@@ -160,7 +173,7 @@ class Registry:
         if self.pm.get_plugin(info.name) is not None:
             self.pm.unregister(name=info.name)
 
-    def _register_fn(self, kind: Kind, info: PluginInfo) -> Callable[..., ComponentSpec]:
+    def _register_fn(self, kind: Kind, info: PluginInfo) -> Register:
         def register(
             name: str,
             factory: Callable[..., Any] | str,

@@ -89,6 +89,41 @@ class MemorySource(BaseSource):
         self.closed += 1
 
 
+class RecordingSource:
+    """Wraps any source and records what the pipeline acked and nacked (``run_pipeline`` uses it)."""
+
+    def __init__(self, inner: Source) -> None:
+        self.inner = inner
+        self.acked: list[Message] = []
+        self.nacked: list[Message] = []
+        self._lock = threading.Lock()
+
+    def start(self, context: Any) -> None:
+        start = getattr(self.inner, "start", None)
+        if callable(start):
+            start(context)
+
+    def receive(self, max_messages: int, timeout: float) -> Sequence[Message]:
+        return self.inner.receive(max_messages, timeout)
+
+    def ack(self, messages: Sequence[Message]) -> None:
+        self.inner.ack(messages)  # record only what the source accepted
+        with self._lock:
+            self.acked.extend(messages)
+
+    def nack(self, messages: Sequence[Message], delay: float | None = None) -> None:
+        with self._lock:
+            self.nacked.extend(messages)
+        self.inner.nack(messages, delay)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.inner.exhausted
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 class MemorySink(BaseSink):
     """Keeps committed objects in a dict; can fail on purpose.
 
@@ -148,7 +183,7 @@ class Outcome:
     """What a run did: files, rows read back, and how every message was settled."""
 
     pipeline: Pipeline
-    source: MemorySource | Source
+    source: MemorySource | RecordingSource
     sink: Sink
     files: list[FileResult]
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -156,11 +191,11 @@ class Outcome:
 
     @property
     def acked(self) -> list[Message]:
-        return list(getattr(self.source, "acked", []))
+        return list(self.source.acked)
 
     @property
     def nacked(self) -> list[Message]:
-        return list(getattr(self.source, "nacked", []))
+        return list(self.source.nacked)
 
     @property
     def rows_written(self) -> int:
@@ -200,6 +235,8 @@ def run_pipeline(
     """
     if not isinstance(source, Source):
         source = MemorySource(source)
+    elif not isinstance(source, MemorySource):
+        source = RecordingSource(source)  # so Outcome.acked/nacked work for any source
     sink = sink if sink is not None else MemorySink()
     if encoder is None:
         from .builtins.jsonl_encoder import JsonlEncoder
