@@ -79,12 +79,12 @@ class FileSource(BaseSource):
                 read = getattr(handle, "read1", handle.read)
                 number = 0  # lines before this block
                 while block := read(_BLOCK):
-                    if not block.endswith(b"\n"):
-                        block += handle.readline()  # finish the block's last line
                     lines = block.split(b"\n")
-                    if not lines[-1]:
+                    if lines[-1]:
+                        lines[-1] += handle.readline().rstrip(b"\n")  # finish the last line
+                    else:
                         lines.pop()  # the block ended with a line break
-                    yield _messages(label, number, lines, b"\r" in block)
+                    yield _messages(label, number, lines, b"\r" in block or b"\r" in lines[-1])
                     number += len(lines)
             finally:
                 if handle is not sys.stdin.buffer:
