@@ -104,7 +104,7 @@ def send(sqs: Any, url: str, bodies: Iterable[bytes | str], group: str | None = 
         entry: dict[str, Any] = {"Id": str(len(batch)), "MessageBody": text}
         if group is not None:
             entry["MessageGroupId"] = group
-            entry["MessageDeduplicationId"] = f"m{i}"
+            entry["MessageDeduplicationId"] = f"{group}-{i}"
         batch.append(entry)
         size += n
     flush()

@@ -24,7 +24,7 @@ from reliability_kit import (
 )
 
 pytestmark = [pytest.mark.aws, pytest.mark.slow]
-MESSAGES, PER_MESSAGE, KILLS = 300, 100, 4
+MESSAGES, PER_MESSAGE, KILLS = 300, 100, 5
 
 
 @pytest.mark.timeout(240)
@@ -37,7 +37,7 @@ def test_sigkill_at_random_moments_loses_nothing(
     events = make_events(MESSAGES * PER_MESSAGE, seed=5)
     assert send(sqs, url, pack(events, PER_MESSAGE)) == MESSAGES
     args = [*sqs_args(url, visibility=3), *s3_args(unique_name),
-            "--batch-max-bytes", "256KiB", "--batch-max-age", "1s", "--workers", "2",
+            "--batch-max-bytes", "1MiB", "--batch-max-age", "1s", "--workers", "2",
             "--log-format", "json"]
     env = env_for(aws_env)
     rng = random.Random(1234)
@@ -49,7 +49,7 @@ def test_sigkill_at_random_moments_loses_nothing(
         while _files_written(ingest) == 0 and time.monotonic() < deadline:
             assert ingest.proc.poll() is None, ingest.stderr_so_far()[-2000:]
             time.sleep(0.05)
-        moment = rng.uniform(0.0, 1.5)
+        moment = rng.uniform(0.0, 1.0)
         time.sleep(moment)
         assert ingest.proc.poll() is None, ingest.stderr_so_far()[-2000:]
         ingest.kill()

@@ -4,6 +4,7 @@ one kind fail. Nothing is lost, the process stays up and exits 0 when idle, and 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -46,11 +47,12 @@ def test_faults_and_outages_lose_nothing(
     assert send(sqs, url, pack(events, PER_MESSAGE)) == MESSAGES
 
     rates = {S3_WRITE: 0.2, SQS_DELETE: 0.2, SQS_RECEIVE: 0.2}
-    with FaultProxy(moto_endpoint, rates, seed=42, after_rate=0.25) as proxy:
+    with FaultProxy(moto_endpoint, rates, seed=42, after_rate=float(os.environ.get("REL_AFTER_RATE", "0.25"))) as proxy:
         ingest = Ingest([
-            *sqs_args(url, visibility=3), *s3_args(unique_name, part_size="5MiB"),
+            # Few retries, so that an outage outlasts the whole retry chain of some writes.
+            *sqs_args(url, visibility=3), *s3_args(unique_name, max_attempts="2"),
             "--batch-max-bytes", "256KiB", "--batch-max-age", "1s", "--workers", "2",
-            "--write-max-delay", "2s", "--ack-max-delay", "1s",
+            "--write-attempts", "3", "--write-max-delay", "1s", "--ack-max-delay", "1s",
             "--exit-when-idle", "8s", "--log-format", "json",
         ], env_for(aws_env, proxy.url), logdir)
         windows = threading.Thread(target=_outage_windows, args=(proxy, ingest), daemon=True)
