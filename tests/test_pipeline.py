@@ -527,3 +527,20 @@ def test_partition_by_event_with_real_events(events_file: Any) -> None:
             when = datetime.fromisoformat(row["created_at"].replace("Z", "+00:00"))
             assert hour_of(key) == when.astimezone(UTC).strftime("%Y/%m/%d/%H")
     assert sorted(got) == sorted(ids)
+
+
+def test_messages_whose_ack_keeps_failing_are_released_not_held() -> None:
+    from parquet_ingestor.testing import MemorySink, MemorySource, run_pipeline
+
+    class AckFails(MemorySource):
+        def ack(self, messages):  # type: ignore[no-untyped-def]
+            raise OSError("delete outage")
+
+    source = AckFails([b'{"a": 1}', b'{"a": 2}'])
+    settings = PipelineSettings(batch=BatchLimits(max_bytes=1 << 20, max_age=0.2), workers=1,
+                                exit_when_idle=0.5,
+                                ack_retry=RetryPolicy(attempts=2, base_delay=0.01))
+    outcome = run_pipeline(source, sink=MemorySink(), settings=settings)
+    assert outcome.rows_written == 2  # written once; the acks failed
+    assert sorted(m.id for m in source.nacked) == ["m0", "m1"]
+    assert outcome.pipeline.metrics.counts["ack_failures"] == 2

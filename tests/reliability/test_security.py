@@ -171,9 +171,6 @@ def test_credentials_never_appear_in_output(
                 assert piece not in text, f"part of {var} printed by `{name}`"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "cli.main prints ConfigError/ClickException/IngestError lines without logs.redact (only the "
-    "last-resort branch redacts), so a credential inside an option value is echoed in the error"))
 @pytest.mark.timeout(60)
 def test_credentials_in_an_option_value_are_masked_in_errors(
     aws_env: dict[str, str], tmp_path: Path

@@ -263,13 +263,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - last resort: one line, details at DEBUG
         log.debug("fatal error", exc_info=True)
-        from .logs import redact
-
-        click.echo(f"ingest: fatal: {type(exc).__name__}: {_one_line(redact(str(exc)))}", err=True)
+        click.echo(f"ingest: fatal: {type(exc).__name__}: {_one_line(str(exc))}", err=True)
         sys.exit(1)
     if isinstance(code, int):
         sys.exit(code)
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    """Errors print on one line, with anything that looks like a credential masked."""
+    from .logs import redact
+
+    return redact(" ".join(text.split()))

@@ -634,6 +634,8 @@ class Pipeline:
             log.error("could not acknowledge %d messages (they will be delivered again, "
                       "possible duplicates): %s", len(pending), exc)
             acked = len(messages) - len(pending)
+            # stop holding them: a source that keeps leases alive would hide them forever
+            self._release(pending)
         else:
             acked = len(messages)
         self.metrics.incr("acked", acked)
