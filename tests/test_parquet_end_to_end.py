@@ -18,10 +18,7 @@ import pytest
 duckdb = pytest.importorskip("duckdb")
 pq = pytest.importorskip("pyarrow.parquet")
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "bench"
-if SHARED.exists():
-    sys.path.insert(0, str(SHARED))
-from gen_events import iter_events  # noqa: E402
+from gen_events import iter_events  # noqa: E402  (../shared/bench, on sys.path via the root conftest)
 
 
 def ingest(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -11,6 +11,7 @@ import contextlib
 import http.client
 import io
 import json
+import os
 import random
 import signal
 import subprocess
@@ -26,7 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 CLI = "from parquet_ingestor.cli import main; main()"
-BENCH = "/work/shared/bench"
+BENCH = os.environ.get("BENCH_SHARED", "/work/shared/bench")  # set by the root conftest
 
 # ------------------------------------------------------------------------------------ events
 

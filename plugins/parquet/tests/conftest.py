@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, "/work/shared/bench")
 
 
 @pytest.fixture

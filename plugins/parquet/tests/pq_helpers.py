@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,6 @@ import pyarrow.parquet as pq
 from parquet_ingestor.records import JsonLines, RecordList
 from parquet_ingestor_parquet.encoder import ParquetEncoder
 from parquet_ingestor_parquet.frame import ArrowFrame
-
-sys.path.insert(0, "/work/shared/bench")
 
 UTC = dt.UTC
 
