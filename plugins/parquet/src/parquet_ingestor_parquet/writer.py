@@ -14,6 +14,8 @@ import pyarrow.parquet as pq
 from .frame import ArrowFrame
 from .schema import fingerprint
 
+WRITE_BUFFER = 64 << 10  # bytes of encoded Parquet collected before one write to the sink
+
 
 @dataclass(frozen=True)
 class WriteSettings:
@@ -86,8 +88,12 @@ class ArrowFrameWriter:
         self.schema = schema
         self.settings = settings
         self._sink = pa.PythonFile(_Unclosable(stream), mode="w")
+        # Every write into a Python stream takes the GIL from the encoding thread; unbuffered,
+        # each page was one write, and the flush threads queued for the GIL. 64 KiB chunks keep
+        # streaming (the sink still gets the file as it is encoded) with a few GIL takes a file.
+        self._buffered = pa.BufferedOutputStream(self._sink, WRITE_BUFFER)
         self._writer = pq.ParquetWriter(
-            self._sink, schema,
+            self._buffered, schema,
             compression=settings.compression,
             compression_level=settings.compression_level,
             use_dictionary=True,
@@ -104,6 +110,7 @@ class ArrowFrameWriter:
     def close(self, metadata: Mapping[str, str]) -> None:
         self._writer.add_key_value_metadata(file_metadata(self.schema, metadata))
         self._writer.close()
+        self._buffered.close()  # flushes the last chunk into the sink's stream
         self._sink.close()  # closes the wrapper only; the sink's stream stays open
 
 
