@@ -37,6 +37,10 @@ from measure import Measured, mib, parquet_rows, run_measured  # noqa: E402
 SHARED = Path(os.environ.get("BENCH_SHARED", "/work/shared/bench"))
 PYTHON = sys.executable
 INGEST = str(Path(sys.executable).with_name("ingest"))
+#: limit.py's explicit schema, as the json transformer's schema= file spells it
+LIMIT_SCHEMA = {"id": "string", "created_at": "timestamp[ms, UTC]", "user_id": "int64",
+                "type": "string", "amount": "float64", "country": "string", "payload": "string",
+                "tags": "list<string>", "ctx": "struct<ip: string, ua: string>"}
 
 
 def events_file(n: int) -> str:
@@ -179,6 +183,16 @@ def main(argv: list[str] | None = None) -> int:
             results["ratio"] = {"throughput": ratio, "cpu": cpu_ratio}
             print(f"  ratio ingest/limit: throughput {ratio:.2f}x (target >= 0.5, goal 0.8), "
                   f"CPU efficiency {cpu_ratio:.2f}x")
+        # like for like with limit.py: its schema, no fsync (one run, for reference)
+        schema_file = work / "schema.json"
+        schema_file.write_text(json.dumps(LIMIT_SCHEMA))
+        m, rows = run_ingest(path, work, ["--transformer-opt", f"schema={schema_file}",
+                                          "--sink-opt", "fsync=false"])
+        if rows != n:
+            raise SystemExit(f"ingest (schema) wrote {rows} rows, expected {n}")
+        results["ingest_schema"] = _summary(m, n, size, [m])
+        note = (f"ratio {best_limit.seconds / m.seconds:.2f}x" if limits else "")
+        print(line("  same, limit's schema, no fsync", n, size, m, note))
 
         # 2. 4x the events: peak RSS must stay flat
         if "x4" not in skip:
