@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from collections.abc import Sequence
 from typing import Any, BinaryIO
@@ -14,6 +13,7 @@ from parquet_ingestor.errors import ConfigError
 from parquet_ingestor.interfaces import Decoded
 from parquet_ingestor.records import JsonLines, RecordList
 
+from . import POOL_CHOSEN_BY_USER
 from .combine import concat
 from .frame import ArrowFrame
 from .jsonread import EMPTY, parse_lines
@@ -237,10 +237,12 @@ class ParquetEncoder:
 def _prefer_system_allocator() -> None:
     """Arrow buffers from the C library's allocator, unless ARROW_DEFAULT_MEMORY_POOL chooses.
 
-    pyarrow's default (mimalloc) kept ~130 MiB more resident across the flush threads for the
-    same throughput (docs/performance.md); glibc gives freed batches back. Process-wide.
+    pyarrow's default (mimalloc) kept ~100 MiB more resident across the flush threads for the
+    same throughput (docs/performance.md); glibc gives freed batches back. Process-wide. The
+    package's ``__init__`` sets the variable, which covers Arrow's C++ internals when pyarrow
+    was not imported before; this covers pyarrow's own default when it was.
     """
-    if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+    if not POOL_CHOSEN_BY_USER:
         pa.set_memory_pool(pa.system_memory_pool())
 
 
