@@ -163,7 +163,7 @@ def test_json_transformer_schema_file_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         JsonTransformer(schema=str(tmp_path / "none.json"))
     (tmp_path / "bad.json").write_text('{"a": 1}')
-    with pytest.raises(ConfigError, match="column -> type name"):
+    with pytest.raises(ConfigError, match="every type must be a name"):
         JsonTransformer(schema=str(tmp_path / "bad.json"))
     (tmp_path / "ok.json").write_text('{"a": "int64"}')
     assert JsonTransformer(schema=str(tmp_path / "ok.json")).schema == {"a": "int64"}

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from .errors import ConfigError
+
 #: A schema as the ``json`` transformer's ``schema=FILE`` gives it: column -> Arrow type name.
 SchemaSpec = Mapping[str, str]
 
@@ -71,6 +73,24 @@ class JsonLines:
             rows.append(row)
             sources.append(src)
         return RecordList(rows, sources, self.schema), rejected
+
+
+def read_schema_file(path: str, where: str) -> dict[str, Any]:
+    """Read a schema file (a JSON object: column -> Arrow type name); ``where`` names the option.
+
+    Shared by the ``json`` transformer and encoders so every schema file fails the same way.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read {path!r}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {path!r} is not JSON: {exc}") from None
+    if not isinstance(data, dict) or not data:
+        raise ConfigError(f"{where}: {path!r} must hold a JSON object mapping column names to "
+                          "Arrow types, e.g. {\"user_id\": \"int64\"}")
+    return data
 
 
 def to_datetime(value: Any) -> datetime | None:

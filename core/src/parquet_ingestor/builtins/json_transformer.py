@@ -7,7 +7,6 @@ or falls back to ``json.loads``. Bodies that cannot be a JSON object are rejecte
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from itertools import repeat
 from operator import attrgetter
@@ -16,24 +15,17 @@ from typing import Any
 from ..errors import ConfigError
 from ..interfaces import TransformResult
 from ..message import Message, Rejection
-from ..records import JsonLines, SchemaSpec
+from ..records import JsonLines, SchemaSpec, read_schema_file
 
 _BODY = attrgetter("body")
 
 
 def load_schema(path: str) -> dict[str, str]:
     """Read a schema file: a JSON object mapping column name -> Arrow type name."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except OSError as exc:
-        raise ConfigError(f"transformer 'json' option 'schema': cannot read {path!r}: "
-                          f"{exc.strerror}") from None
-    except ValueError as exc:
-        raise ConfigError(f"transformer 'json' option 'schema': {path!r} is not JSON: {exc}") from None
-    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-        raise ConfigError("transformer 'json' option 'schema': expected an object of "
-                          "column -> type name, e.g. {\"user_id\": \"int64\"}")
+    where = "transformer 'json' option 'schema'"
+    data = read_schema_file(path, where)
+    if not all(isinstance(v, str) for v in data.values()):
+        raise ConfigError(f"{where}: every type must be a name, e.g. {{\"user_id\": \"int64\"}}")
     return data
 
 

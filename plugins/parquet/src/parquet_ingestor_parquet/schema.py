@@ -12,7 +12,6 @@ import dataclasses
 import datetime as dt
 import enum
 import hashlib
-import json
 import os
 import types
 import typing
@@ -23,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 from parquet_ingestor.errors import ConfigError
 from parquet_ingestor.plugins import load_object
+from parquet_ingestor.records import read_schema_file
 
 UTC_MICROS = pa.timestamp("us", tz="UTC")
 
@@ -240,18 +240,7 @@ def schema_from_class(cls: type) -> pa.Schema:
 def load_schema(ref: str) -> pa.Schema:
     """The ``schema`` option: a JSON file path, or ``package.module:Class``."""
     if os.path.exists(ref) or ref.lower().endswith(".json"):
-        try:
-            with open(ref, encoding="utf-8") as fh:
-                spec = json.load(fh)
-        except OSError as exc:
-            raise ConfigError(f"encoder 'parquet' option 'schema': cannot read {ref!r}: "
-                              f"{exc.strerror or exc}") from None
-        except ValueError as exc:
-            raise ConfigError(f"encoder 'parquet' option 'schema': {ref!r} is not JSON: "
-                              f"{exc}") from None
-        if not isinstance(spec, dict) or not spec:
-            raise ConfigError(f"encoder 'parquet' option 'schema': {ref!r} must hold a JSON "
-                              f"object mapping column names to Arrow types")
+        spec = read_schema_file(ref, "encoder 'parquet' option 'schema'")
         return schema_from_spec(spec, f"schema file {ref}")
     if ":" in ref:
         obj = load_object(ref)
