@@ -80,11 +80,19 @@ def parse_lines(
     return result
 
 
+_HEAD = b'{"' + WRAP.encode() + b'":'
+
+
 def _wrap(lines: Sequence[bytes]) -> bytes:
     """``{"v":LINE}`` per line: any line now yields exactly one row or a parse error (a blank
     line or two objects on one line can no longer shift rows), and a bare ``null`` shows up as
     a null struct instead of an empty row."""
-    return b'{"' + WRAP.encode() + b'":' + _JOIN.join(lines) + b"}"
+    if not lines:
+        return b""
+    if len(lines) == 1:
+        return _HEAD + lines[0] + b"}"
+    # one copy of the batch: only the first and last lines are copied to add head and tail
+    return _JOIN.join([_HEAD + lines[0], *lines[1:-1], lines[-1] + b"}"])
 
 
 def _add(result: ParsedLines, table: pa.Table, lo: int) -> None:
