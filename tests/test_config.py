@@ -198,3 +198,17 @@ def test_env_bad_value_names_the_flag(tmp_path: Path) -> None:
                     {"INGEST_BATCH_MAX_BYTES": "huge"}, tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "--batch-max-bytes" in proc.stderr
+
+
+def test_retry_policies_come_from_options() -> None:
+    from parquet_ingestor.config import settings_from
+
+    config = RunConfig(pipeline={"write_attempts": "7", "write_base_delay": "2s",
+                                 "write_max_delay": "1m", "ack_attempts": 3,
+                                 "ack_base_delay": "50ms", "retry_jitter": "0"})
+    settings = settings_from(config.values())
+    assert (settings.write_retry.attempts, settings.write_retry.base_delay,
+            settings.write_retry.max_delay, settings.write_retry.jitter) == (7, 2.0, 60.0, 0.0)
+    assert (settings.ack_retry.attempts, settings.ack_retry.base_delay) == (3, 0.05)
+    with pytest.raises(ConfigError, match="--retry-jitter"):
+        RunConfig(pipeline={"retry_jitter": "2"}).values()

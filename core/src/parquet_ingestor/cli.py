@@ -42,7 +42,8 @@ def _pipeline_options(func: Callable[..., Any]) -> Callable[..., Any]:
             func = click.option(f"{flag}/--no-{flag[2:]}", opt.name, default=None,
                                 help=opt.help + default)(func)
         else:
-            metavar = {"size": "SIZE", "duration": "DURATION", "int": "N"}.get(opt.type, "TEXT")
+            metavar = {"size": "SIZE", "duration": "DURATION", "int": "N", "float": "NUMBER"}.get(
+                opt.type, "TEXT")
             if opt.choices:
                 metavar = "[" + "|".join(opt.choices) + "]"
             func = click.option(flag, opt.name, default=None, metavar=metavar,

@@ -66,9 +66,15 @@ PIPELINE_OPTIONS: tuple[Option, ...] = (
     Option("manifest", "bool", default=False,
            help="write KEY.manifest.json with the source message ids of each file"),
     Option("write_attempts", "int", default=5, min=1, help="tries per file write"),
+    Option("write_base_delay", "duration", default="500ms",
+           help="first wait after a failed write; doubles each try"),
     Option("write_max_delay", "duration", default="30s", help="longest wait between write tries"),
     Option("ack_attempts", "int", default=5, min=1, help="tries per acknowledgement"),
+    Option("ack_base_delay", "duration", default="200ms",
+           help="first wait after a failed ack; doubles each try"),
     Option("ack_max_delay", "duration", default="5s", help="longest wait between ack tries"),
+    Option("retry_jitter", "float", default=0.5, min=0, max=1,
+           help="share of each retry wait that is random (0: exact, 1: full jitter)"),
     Option("log_level", default="INFO",
            choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), help="log level"),
     Option("log_format", default="text", choices=("text", "json"),
@@ -165,8 +171,10 @@ def settings_from(values: Mapping[str, Any]) -> PipelineSettings:
         target_file_size=values["target_file_size"],
         exit_when_idle=values["exit_when_idle"],
         manifest=values["manifest"],
-        write_retry=RetryPolicy(values["write_attempts"], 0.5, values["write_max_delay"]),
-        ack_retry=RetryPolicy(values["ack_attempts"], 0.2, values["ack_max_delay"]),
+        write_retry=RetryPolicy(values["write_attempts"], values["write_base_delay"],
+                                values["write_max_delay"], values["retry_jitter"]),
+        ack_retry=RetryPolicy(values["ack_attempts"], values["ack_base_delay"],
+                              values["ack_max_delay"], values["retry_jitter"]),
     )
 
 
