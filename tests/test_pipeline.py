@@ -544,3 +544,24 @@ def test_messages_whose_ack_keeps_failing_are_released_not_held() -> None:
     assert outcome.rows_written == 2  # written once; the acks failed
     assert sorted(m.id for m in source.nacked) == ["m0", "m1"]
     assert outcome.pipeline.metrics.counts["ack_failures"] == 2
+
+
+def test_a_sink_that_fails_to_start_stops_the_run_before_anything_is_received() -> None:
+    from parquet_ingestor.errors import ConfigError
+    from parquet_ingestor.testing import MemorySink, MemorySource
+
+    class BadSink(MemorySink):
+        def start(self, context: Any) -> None:
+            raise ConfigError("sink 'x' option 'bucket': bucket 'b' does not exist")
+
+    class StartedSource(MemorySource):
+        started = False
+
+        def start(self, context: Any) -> None:
+            self.started = True  # e.g. SQS pollers begin leasing messages here
+
+    source = StartedSource([b'{"a": 1}'])
+    pipeline = Pipeline(source, BadSink(), JsonlEncoder())
+    with pytest.raises(ConfigError):
+        pipeline.run()
+    assert not source.started and source.deliveries == {} and source.acked == []

@@ -231,11 +231,7 @@ class Pipeline:
 
     def run(self) -> Metrics:
         """Run until the source is drained, idle for ``exit_when_idle``, or ``stop()``."""
-        context = RunContext(workers=self.settings.workers, metrics=self.metrics)
-        for component in (self.source, self.transformer, self.encoder, self.sink, self.error_sink):
-            start = getattr(component, "start", None)
-            if callable(start):
-                start(context)
+        self._start_components(RunContext(workers=self.settings.workers, metrics=self.metrics))
         threads = [
             threading.Thread(target=self._worker, args=(i,), name=f"flush-{i}", daemon=True)
             for i in range(self.settings.workers)
@@ -260,6 +256,27 @@ class Pipeline:
             self._close_components()
             self._call_hook("ingest_pipeline_stopped", metrics=self.metrics)
         return self.metrics
+
+    def _start_components(self, context: RunContext) -> None:
+        """Start sinks first and the source last, so a bad sink (missing bucket) fails the run
+        before any message is received; if one fails, close what was already started."""
+        started: list[Any] = []
+        try:
+            for component in (self.error_sink, self.sink, self.encoder, self.transformer,
+                              self.source):
+                start = getattr(component, "start", None)
+                if callable(start):
+                    start(context)
+                started.append(component)
+        except BaseException:
+            for component in started:
+                close = getattr(component, "close", None)
+                if callable(close):
+                    try:
+                        close()
+                    except Exception:  # noqa: BLE001
+                        log.exception("closing %s failed", type(component).__name__)
+            raise
 
     def _join(self, threads: list[threading.Thread]) -> None:
         """Wait for the workers to drain; once aborted (even mid-wait) give them 2 s at most."""
