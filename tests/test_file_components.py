@@ -186,3 +186,14 @@ def test_jsonl_encoder_round_trip(compression: str) -> None:
     else:
         assert encoder.extension == "jsonl"
     assert [json.loads(line) for line in data.split(b"\n") if line] == rows
+
+
+def test_file_source_counts_lines_nacked_but_not_redelivered_as_failed(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"a": 1}\n{"a": 2}\n')
+    source = FileSource(str(path))
+    got = list(source.receive(10, 0.1))
+    source.ack(got[:1])
+    source.nack(got[1:])  # e.g. rejected in the final flush after SIGTERM
+    source.close()
+    assert [m.id for m in source.failed] == [got[1].id]

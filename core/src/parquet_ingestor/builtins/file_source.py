@@ -170,6 +170,12 @@ class FileSource(BaseSource):
         return self._done and not self._retry
 
     def close(self) -> None:
+        """Lines given back but not delivered again before the run stopped count as failed."""
+        if self._retry:
+            log.error("%d nacked lines were not delivered again before the run stopped",
+                      len(self._retry))
+            self.failed.extend(self._retry)
+            self._retry.clear()
         if self._open_file is not None and self._stdin is None:
             self._lines.close()
 
