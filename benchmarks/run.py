@@ -2,7 +2,7 @@
 
     uv run python benchmarks/run.py [--events N] [--quick] [--repeat R] [--json OUT.json]
 
-1. the vectorized limit (/work/shared/bench/limit.py, pyarrow alone) and
+1. the vectorized limit (../shared/bench/limit.py, pyarrow alone) and
    ``ingest --source file --sink file`` on the same N events, alternated, best of R each;
    output row counts checked; throughput ratio ingest / limit;
 2. the same ingest on 4 x N events (the file four times, through a directory of symlinks):
@@ -34,7 +34,8 @@ sys.path.insert(0, str(HERE))
 
 from measure import Measured, mib, parquet_rows, run_measured  # noqa: E402
 
-SHARED = Path(os.environ.get("BENCH_SHARED", "/work/shared/bench"))
+SHARED = Path(os.environ.get(
+    "BENCH_SHARED", Path(__file__).resolve().parents[2] / "shared" / "bench"))  # ../shared/bench
 PYTHON = sys.executable
 INGEST = str(Path(sys.executable).with_name("ingest"))
 #: limit.py's explicit schema, as the json transformer's schema= file spells it
