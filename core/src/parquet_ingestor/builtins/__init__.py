@@ -21,7 +21,8 @@ JSON_OPTIONS = (
     Option("schema", help="JSON file mapping column -> Arrow type, e.g. {\"user_id\": \"int64\"}"),
     Option("lines", "bool", default=False, help="each message holds several JSON lines"),
     Option("add_attributes", "list", default=[],
-           help="message attributes to add as _NAME columns (message_id, sent_timestamp, ...)"),
+           help="message attributes to add as columns: NAME (column _NAME) or NAME=COLUMN, "
+                "e.g. message_id,sent_timestamp=_sent_at"),
 )
 JSONL_OPTIONS = (
     Option("compression", default="none", choices=("none", "gzip"), help="compress the output"),

@@ -49,7 +49,11 @@ class JsonTransformer:
     ) -> None:
         self.schema: SchemaSpec | None = load_schema(schema) if schema else None
         self.lines = lines
-        self.add_attributes = list(add_attributes or [])
+        # "sent_timestamp" -> column "_sent_timestamp"; "sent_timestamp=_sent_at" names it
+        self.add_attributes: list[tuple[str, str]] = []
+        for item in add_attributes or []:
+            name, _, column = item.partition("=")
+            self.add_attributes.append((name.strip(), column.strip() or f"_{name.strip()}"))
 
     def transform(self, messages: Sequence[Message]) -> TransformResult:
         if not self.lines and messages:
@@ -88,9 +92,9 @@ class JsonTransformer:
         rejected: list[Rejection],
     ) -> TransformResult:
         columns: dict[str, list[Any]] = {}
-        for name in self.add_attributes:
+        for name, column in self.add_attributes:
             if name == "message_id":
-                columns["_message_id"] = [messages[s].id for s in sources]
+                columns[column] = [messages[s].id for s in sources]
             else:
-                columns[f"_{name}"] = [messages[s].attributes.get(name) for s in sources]
+                columns[column] = [messages[s].attributes.get(name) for s in sources]
         return TransformResult(JsonLines(lines, sources, columns, self.schema), rejected)
