@@ -76,7 +76,7 @@ class FileSource(BaseSource):
                 label = name
             self._open_file = handle
             try:
-                read = getattr(handle, "read1", handle.read)
+                read = handle.read  # fills whole blocks (read1 stops at the 8 KiB buffer)
                 number = 0  # lines before this block
                 while block := read(_BLOCK):
                     lines = block.split(b"\n")
