@@ -130,3 +130,21 @@ def test_nack_delay(delay, expected):
     source.nack([Message("x", b"", {}, lease)], delay)
     assert client.visibility == [("x", expected)]
     assert source.in_flight == 0
+
+
+def test_byte_limit_pauses_reservations_until_bytes_are_settled() -> None:
+    table = LeaseTable(limit=1000, byte_limit=1000)
+    leases = []
+    for i in range(3):
+        lease = Lease(f"rh{i}", f"m{i}", 0.0, 30.0)
+        lease.size = 400
+        leases.append(lease)
+    assert table.reserve(3, timeout=0) == 3
+    table.add(leases, 3)
+    assert table.bytes == 1200
+    assert table.reserve(10, timeout=0.05) == 0  # 1200 >= 1000 bytes in flight: wait
+    table.settle(leases[:1])
+    assert table.bytes == 800
+    assert table.reserve(10, timeout=0) == 10  # below the byte limit again
+    table.settle(leases)  # settling twice does not count twice
+    assert table.bytes == 0

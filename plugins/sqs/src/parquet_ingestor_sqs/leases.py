@@ -19,7 +19,7 @@ class Lease:
     nacked or released, after which the lease thread never touches it again.
     """
 
-    __slots__ = ("receipt_handle", "message_id", "received_at", "deadline", "settled")
+    __slots__ = ("receipt_handle", "message_id", "received_at", "deadline", "settled", "size")
 
     def __init__(self, receipt_handle: str, message_id: str, received_at: float, deadline: float):
         self.receipt_handle = receipt_handle
@@ -27,6 +27,7 @@ class Lease:
         self.received_at = received_at
         self.deadline = deadline
         self.settled = False
+        self.size = 0  # body bytes, for the in-flight byte limit
 
     def __repr__(self) -> str:
         state = "settled" if self.settled else f"deadline={self.deadline:.1f}"
@@ -37,11 +38,14 @@ class LeaseTable:
     """Thread-safe set of unsettled leases, ordered by deadline, with an in-flight limit.
 
     Pollers :meth:`reserve` room before each ReceiveMessage call and :meth:`add` what they got,
-    so the number of messages in flight never exceeds ``limit``.
+    so the number of messages in flight never exceeds ``limit``, and polling pauses while their
+    bodies hold ``byte_limit`` bytes or more (one ReceiveMessage may overshoot it by its size).
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, byte_limit: int = 0) -> None:
         self.limit = limit
+        self.byte_limit = byte_limit
+        self.bytes = 0
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)
         # Leases the lease thread keeps extending, oldest deadline first.
@@ -71,6 +75,8 @@ class LeaseTable:
             return n
 
     def _free(self) -> int:
+        if self.byte_limit and self.bytes >= self.byte_limit:
+            return 0
         return self.limit - len(self._active) - len(self._final) - self._reserved
 
     def add(self, leases: Sequence[Lease], reserved: int) -> bool:
@@ -83,6 +89,7 @@ class LeaseTable:
             active = self._active
             for lease in leases:
                 active[lease] = None
+                self.bytes += lease.size
             if len(leases) < reserved:
                 self._room.notify_all()
             return True
@@ -98,6 +105,7 @@ class LeaseTable:
                 lease.settled = True
                 if active.pop(lease, 0) is None or final.pop(lease, 0) is None:
                     n += 1
+                    self.bytes -= lease.size
             if n:
                 self._room.notify_all()
         return n
@@ -135,6 +143,7 @@ class LeaseTable:
             leases = [*self._active, *self._final]
             self._active.clear()
             self._final.clear()
+            self.bytes = 0
             for lease in leases:
                 lease.settled = True
             self._room.notify_all()

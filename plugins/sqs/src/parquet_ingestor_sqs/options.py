@@ -67,6 +67,13 @@ SQS_OPTIONS: tuple[Option, ...] = (
         help="messages received but not yet settled; polling pauses at this limit",
     ),
     Option(
+        "max_in_flight_bytes",
+        "size",
+        default="256MiB",
+        min=1,
+        help="bytes of bodies received but not yet settled; polling pauses at this limit",
+    ),
+    Option(
         "attributes",
         "list",
         default="All",
@@ -128,6 +135,7 @@ class SqsSettings:
     visibility_timeout: int = 30
     pollers: int = 2
     max_in_flight: int = 20000
+    max_in_flight_bytes: int = 256 << 20
     system_attributes: tuple[str, ...] = ("All",)
     message_attributes: tuple[str, ...] = ("All",)
     retry_delay: int = 0
@@ -174,6 +182,7 @@ class SqsSettings:
             visibility_timeout=seconds("visibility_timeout", 30),
             pollers=int(values.get("pollers") or 2),
             max_in_flight=int(values.get("max_in_flight") or 20000),
+            max_in_flight_bytes=int(values.get("max_in_flight_bytes") or 256 << 20),
             system_attributes=system,
             message_attributes=message,
             retry_delay=seconds("retry_delay", 0),

@@ -72,6 +72,7 @@ class SqsSource(BaseSource):
         visibility_timeout: float | str | None = None,
         pollers: int | None = None,
         max_in_flight: int | None = None,
+        max_in_flight_bytes: int | str | None = None,
         attributes: Sequence[str] | str | None = None,
         retry_delay: float | str | None = None,
         unwrap: str | None = None,
@@ -88,6 +89,7 @@ class SqsSource(BaseSource):
             visibility_timeout=visibility_timeout,
             pollers=pollers,
             max_in_flight=max_in_flight,
+            max_in_flight_bytes=max_in_flight_bytes,
             attributes=attributes,
             retry_delay=retry_delay,
             unwrap=unwrap,
@@ -105,7 +107,7 @@ class SqsSource(BaseSource):
         self.stats: dict[str, int] = dict.fromkeys(STAT_NAMES, 0)
         self._url = settings.queue_url
         self._unwrap_sns = settings.unwrap == "sns"
-        self._table = LeaseTable(settings.max_in_flight)
+        self._table = LeaseTable(settings.max_in_flight, settings.max_in_flight_bytes)
         self._ready: deque[Message] = deque()
         self._ready_cond = threading.Condition()
         self._stop = threading.Event()
@@ -252,6 +254,7 @@ class SqsSource(BaseSource):
                 message = to_message(entry, lease)
                 if unwrap:
                     message = unwrap_sns(message)
+                lease.size = len(message.body)
                 leases.append(lease)
                 messages.append(message)
         except Exception:  # noqa: BLE001 - a malformed answer must not kill the poller
