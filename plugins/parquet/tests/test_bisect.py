@@ -144,3 +144,23 @@ def test_multi_line_messages_keep_their_source(tmp_path, events):
     decoded = ParquetEncoder().decode(JsonLines(lines, sources))
     assert decoded.rejected[0][0] == 1
     assert list(decoded.frame.sources) == [0, 0, 0, 1, 2]
+
+
+def test_two_objects_on_one_line_never_shift_rows():
+    """A line holding two objects must be rejected, never shift the rows after it."""
+    lines = [b'{"id": 0}', b'{"id": 1} {"id": 99}', b'{"id": 2}', b'{"id": 3}']
+    parsed = parse_lines(lines, None, "infer")
+    rows = [r for t in parsed.tables for r in t.to_pylist()]
+    kept = dict(zip(parsed.lines, rows, strict=True))
+    assert [i for i, _ in parsed.rejected] == [1]
+    assert kept == {0: {"id": 0}, 2: {"id": 2}, 3: {"id": 3}}
+
+
+def test_clean_batch_is_one_parse_with_an_explicit_schema():
+    import pyarrow as pa
+
+    schema = pa.schema([("id", pa.int64()), ("t", pa.timestamp("ms", tz="UTC"))])
+    lines = [b'{"id": 1, "t": "2024-05-01T00:00:00Z", "extra": 1}', b'{"id": 2}']
+    parsed = parse_lines(lines, schema, "ignore")
+    assert parsed.parses == 1 and parsed.lines == [0, 1]
+    assert parsed.tables[0].schema == schema
