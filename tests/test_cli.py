@@ -308,3 +308,24 @@ def test_help_lists_pipeline_options(run_ingest: Any) -> None:
     for flag in ("--batch-max-bytes", "--batch-max-age", "--partition-by", "--exit-when-idle",
                  "--source-opt", "--error-sink"):
         assert flag in proc.stdout
+
+
+def test_validate_checks_and_exits_without_reading(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"a": 1}\n')
+    out = tmp_path / "out"
+    ok = subprocess.run(
+        [sys.executable, "-c", "from parquet_ingestor.cli import main; main()", "--validate",
+         "--source", "file", "--source-opt", f"path={source}", "--sink", "file",
+         "--sink-opt", f"path={out}", "--encoder", "jsonl"],
+        capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    assert "configuration OK" in ok.stdout and "source file" in ok.stdout
+    assert not list(out.rglob("*.jsonl"))  # nothing was read or written
+    bad = subprocess.run(
+        [sys.executable, "-c", "from parquet_ingestor.cli import main; main()", "--validate",
+         "--source", "file", "--source-opt", f"path={tmp_path / 'missing.jsonl'}",
+         "--sink", "file", "--sink-opt", f"path={out}"],
+        capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    assert "path" in bad.stderr

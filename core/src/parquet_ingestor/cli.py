@@ -77,9 +77,12 @@ def _component_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @_pipeline_options
 @click.option("--config", "config_file", metavar="FILE.toml",
               help="TOML config file (command line and INGEST_* variables win)")
+@click.option("--validate", is_flag=True,
+              help="check the configuration and that the source and sinks are reachable "
+                   "(queue, bucket), then exit without receiving anything")
 @click.version_option(package_name="parquet-ingestor", prog_name="ingest")
 @click.pass_context
-def cli(ctx: click.Context, /, config_file: str | None, **params: Any) -> None:
+def cli(ctx: click.Context, /, config_file: str | None, validate: bool, **params: Any) -> None:
     """Turn streaming messages into time-partitioned Parquet files.
 
     \b
@@ -100,6 +103,11 @@ def cli(ctx: click.Context, /, config_file: str | None, **params: Any) -> None:
     setup_logging(values["log_level"], values["log_format"])
     registry = get_registry()
     pipeline = build_pipeline(config, registry)
+    if validate:
+        pipeline.validate()
+        names = ", ".join(f"{kind.replace('_', ' ')} {name}" for kind, name in pipeline.names.items())
+        click.echo(f"ingest: configuration OK ({names})")
+        ctx.exit(0)
     ctx.exit(_run(pipeline, values))
 
 

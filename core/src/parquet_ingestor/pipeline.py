@@ -257,13 +257,24 @@ class Pipeline:
             self._call_hook("ingest_pipeline_stopped", metrics=self.metrics)
         return self.metrics
 
-    def _start_components(self, context: RunContext) -> None:
+    def validate(self) -> None:
+        """Start the sinks, encoder and transformer (their checks: the bucket exists...) and
+        close everything, without starting the source: a source checks itself when it is built
+        (the queue exists) and must not receive, which would count as a delivery.
+        ``ingest --validate`` calls this."""
+        context = RunContext(workers=self.settings.workers, metrics=self.metrics)
+        try:
+            self._start_components(context, source=False)
+        finally:
+            self._close_components()
+
+    def _start_components(self, context: RunContext, source: bool = True) -> None:
         """Start sinks first and the source last, so a bad sink (missing bucket) fails the run
         before any message is received; if one fails, close what was already started."""
         started: list[Any] = []
+        order = [self.error_sink, self.sink, self.encoder, self.transformer]
         try:
-            for component in (self.error_sink, self.sink, self.encoder, self.transformer,
-                              self.source):
+            for component in order + ([self.source] if source else []):
                 start = getattr(component, "start", None)
                 if callable(start):
                     start(context)

@@ -63,3 +63,14 @@ def test_cli_missing_bucket_is_one_line_exit_2(tmp_path, aws_env, unique_name):
     assert expected in done.stderr
     assert "Traceback" not in done.stderr
     assert len([line for line in done.stderr.splitlines() if line.strip()]) == 1, done.stderr
+
+
+def test_validate_reports_a_missing_bucket_and_accepts_a_real_one(tmp_path, aws_env, store):
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"id": 1}\n')
+    base = ["--validate", "--source", "file", "--source-opt", f"path={events}", "--sink", "s3"]
+    missing = run_ingest([*base, "--sink-opt", "bucket=no-such-bucket-here"], aws_env)
+    assert missing.returncode == 2, missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1 and "no-such-bucket-here" in missing.stderr
+    ok = run_ingest([*base, "--sink-opt", f"bucket={store.bucket}"], aws_env)
+    assert ok.returncode == 0 and "configuration OK" in ok.stdout, ok.stderr
