@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .batcher import Batcher, BatchLimits
 from .errors import ConfigError, IngestError, PartialAckError, PluginError, RejectMessage
+from .gcpause import gc_paused
 from .hookspecs import hookimpl
 from .interfaces import (
     BaseSink,
@@ -42,5 +43,5 @@ __all__ = [
     "JsonLines", "KeyTemplate", "ListFrame", "Message", "Metrics", "Option", "PartialAckError",
     "Pipeline", "PipelineSettings", "PluginError", "RecordList", "Register", "Rejection", "RejectMessage",
     "RetryPolicy", "RunContext", "Sink", "SinkWriter", "Source", "TransformResult", "Transformer",
-    "__version__", "hookimpl",
+    "__version__", "gc_paused", "hookimpl",
 ]

@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 from base64 import b64encode
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import attrgetter
@@ -26,6 +26,7 @@ from typing import Any, BinaryIO, Literal
 
 from .batcher import Batcher, BatchLimits
 from .errors import Aborted, ConfigError, PartialAckError
+from .gcpause import gc_paused
 from .interfaces import Encoder, Frame, RunContext, Sink, Source, Transformer
 from .keys import DEFAULT_TEMPLATE, KeyTemplate
 from .logs import reason_summary
@@ -140,27 +141,6 @@ class CountingStream:
 
     def close(self) -> None:  # the sink's commit decides; encoders may call close freely
         self.closed = True
-
-
-_gc_lock = threading.Lock()
-_gc_depth = 0
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC while a batch is decoded: millions of short-lived dicts make it churn."""
-    global _gc_depth
-    with _gc_lock:
-        _gc_depth += 1
-        if _gc_depth == 1:
-            gc.disable()
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_depth -= 1
-            if _gc_depth == 0:
-                gc.enable()
 
 
 class Pipeline:
@@ -420,6 +400,9 @@ class Pipeline:
                     for rejection in transformed.rejected:
                         rejected.setdefault(index[id(rejection.message)], rejection.reason)
                 decoded = self.encoder.decode(transformed.records)
+                # free the records (maybe 100k dicts) by refcount before the collector is back,
+                # so it never scans or promotes them
+                del transformed
             for source_index, reason in decoded.rejected:
                 rejected.setdefault(source_index, reason)
             groups = self._partition(decoded.frame, rejected, now)

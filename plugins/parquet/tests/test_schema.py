@@ -264,3 +264,18 @@ def test_arrow_input_with_sources():
                                            "schema": {"a": "int64"}})())
     assert [s for s, _ in decoded.rejected] == [1]
     assert decoded.frame.table.column("a").to_pylist() == [1]
+
+
+def test_dict_rows_inferred_in_one_pass_match_column_by_column():
+    """The struct fast path (no schema) and the column-by-column path build the same table,
+    including keys missing from some rows and keys that appear late."""
+    from parquet_ingestor_parquet.pylist import _by_column, table_from_rows
+
+    rows = [{"a": 1, "n": {"x": "p"}}, {"b": ["t"], "a": 2}, {"a": None, "late": 1.5}]
+    fast, rejected = table_from_rows(rows, None, True, False)
+    slow, _ = _by_column(rows, None, True, False)
+    assert rejected == [] and fast.equals(slow)
+    assert fast.column_names == ["a", "n", "b", "late"]
+    # a clash the fast path cannot take (int then text) falls back and still loses no row
+    mixed, rejected = table_from_rows([{"v": 1}, {"v": "x"}], None, True, False)
+    assert rejected == [] and mixed.column("v").to_pylist() == ["1", "x"]
