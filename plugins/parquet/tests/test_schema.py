@@ -279,3 +279,37 @@ def test_dict_rows_inferred_in_one_pass_match_column_by_column():
     # a clash the fast path cannot take (int then text) falls back and still loses no row
     mixed, rejected = table_from_rows([{"v": 1}, {"v": "x"}], None, True, False)
     assert rejected == [] and mixed.column("v").to_pylist() == ["1", "x"]
+
+
+def test_dict_rows_reuse_the_previous_batch_type_only_when_keys_match():
+    """Without a schema, a batch with exactly the last batch's keys (at every level) converts
+    to the last batch's type: types stay stable across files (2 after 1.5 stays double). New,
+    nested-new or missing keys and values that do not convert are inferred afresh."""
+    encoder = ParquetEncoder()
+
+    def decode(*rows):
+        decoded = encoder.decode(RecordList([dict(r) for r in rows], list(range(len(rows)))))
+        assert decoded.rejected == []
+        return decoded.frame.table
+
+    first = decode({"a": 1.5, "n": {"x": "p"}, "t": [{"k": 1}]})
+    same = decode({"t": [{"k": 2}], "a": 2, "n": {"x": "q"}}, {"a": None, "n": None, "t": None})
+    assert same.schema == first.schema  # alone, this batch would infer a: int64
+    assert same.to_pylist() == [{"a": 2.0, "n": {"x": "q"}, "t": [{"k": 2}]},
+                                {"a": None, "n": None, "t": None}]
+    new_key = decode({"a": 3, "n": {"x": "r"}, "t": [], "new": "v"})
+    assert new_key.column_names == ["a", "n", "t", "new"]
+    assert new_key.schema.field("a").type == pa.int64()
+    assert new_key.column("new").to_pylist() == ["v"]
+    decode({"a": 3, "n": {"x": "r"}, "t": [{"k": 1}]})
+    nested = decode({"a": 3, "n": {"x": "r", "y": 2}, "t": [{"k": 1}]})
+    assert nested.column("n").to_pylist() == [{"x": "r", "y": 2}]
+    in_list = decode({"a": 3, "n": {"x": "r", "y": 2}, "t": [{"k": 1, "j": "z"}]})
+    assert in_list.column("t").to_pylist() == [[{"k": 1, "j": "z"}]]
+    missing = decode({"a": 4, "n": {"x": "r", "y": 2}})
+    assert missing.column_names == ["a", "n"]
+    clash = decode({"a": "text", "n": {"x": "r", "y": 2}})
+    assert clash.schema.field("a").type == pa.string()
+    assert clash.to_pylist() == [{"a": "text", "n": {"x": "r", "y": 2}}]
+    not_a_dict = decode({"a": "more", "n": "flat now"})
+    assert not_a_dict.to_pylist() == [{"a": "more", "n": "flat now"}]

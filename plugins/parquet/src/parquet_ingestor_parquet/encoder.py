@@ -17,7 +17,7 @@ from . import POOL_CHOSEN_BY_USER
 from .combine import concat
 from .frame import ArrowFrame
 from .jsonread import EMPTY, parse_lines
-from .pylist import table_from_rows
+from .pylist import row_type, table_from_rows
 from .schema import load_schema, relaxed, schema_from_spec, without_nulls
 from .writer import ArrowFrameWriter, FastparquetFrameWriter, WriteSettings
 
@@ -79,6 +79,7 @@ class ParquetEncoder:
         self.declared: pa.Schema | None = (
             load_schema(schema) if isinstance(schema, str) else schema)
         self._locked: pa.Schema | None = None  # strict without a schema: the first batch's
+        self._row_type: pa.StructType | None = None  # inferred for the last batch of dicts
         self._lock = threading.Lock()
         _prefer_system_allocator()
 
@@ -122,7 +123,9 @@ class ParquetEncoder:
         elif isinstance(records, RecordList):
             table, rejected = table_from_rows(
                 records.rows, relaxed(schema) if schema is not None else None,
-                keep_extra=not self.strict, strict=self.strict)
+                keep_extra=not self.strict, strict=self.strict, previous=self._row_type)
+            if schema is None and not rejected and table.num_columns:
+                self._row_type = row_type(table)  # one reference swap: safe across workers
             items = _kept(len(records.rows), rejected)
             sources = records.sources
         else:
