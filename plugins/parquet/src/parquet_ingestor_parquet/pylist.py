@@ -43,7 +43,7 @@ def table_from_rows(
                 table = _inferred_table(rows)
             if table is not None:
                 return table, []
-        if schema is not None and not keep_extra:
+        if schema is not None and (not keep_extra or _keys_within(rows, schema.names)):
             table = _struct_table(rows, pa.struct(schema))
             if table is not None:
                 return table.cast(schema) if table.schema != schema else table, []
@@ -78,6 +78,14 @@ def _inferred_table(rows: list[dict[str, Any]]) -> pa.Table | None:
     if not pa.types.is_struct(array.type) or array.type.num_fields == 0:
         return None
     return pa.Table.from_batches([pa.RecordBatch.from_struct_array(array)])
+
+
+def _keys_within(rows: list[dict[str, Any]], names: list[str]) -> bool:
+    """True when no row has a top-level key outside ``names`` (nothing extra to keep)."""
+    try:
+        return set().union(*rows) <= set(names)
+    except TypeError:
+        return False
 
 
 def _same_keys(dicts: list[Any], kind: pa.StructType) -> bool:
