@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +23,12 @@ def env_without_ingest(**extra: str) -> dict[str, str]:
     return env
 
 
-def stdin_ingest(out: Path, *extra: str, pythonpath: Path | None = None,
+def stdin_ingest(out: Path, *extra: str, pythonpath: Sequence[Path] = (),
                  sink: str = "file") -> subprocess.Popen[bytes]:
     """``ingest`` reading a pipe we keep open; stderr goes to ``<out>.stderr``."""
     env = env_without_ingest()
-    if pythonpath is not None:
-        env["PYTHONPATH"] = str(pythonpath)
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join(str(p) for p in pythonpath)
     with open(f"{out}.stderr", "wb") as err:
         return subprocess.Popen(
             [sys.executable, "-c", CLI, "--source", "file", "--source-opt", "path=-",
@@ -142,20 +142,65 @@ def test_stdin_kept_open_exit_when_idle(
 # ---------------------------------------------------------------- signals
 
 
+# Signals must not be sent on a timer: a SIGTERM that lands before the CLI installs its handlers
+# (imports on a loaded machine) kills the process, and one that lands before the lines were
+# received stops the run without them. This plugin writes how many messages the pipeline has
+# received to a file, from inside the run (so after the handlers are installed).
+RUN_PROBE = """
+import threading, time
+from pathlib import Path
+from parquet_ingestor.hookspecs import hookimpl
+
+PATH = Path({path!r})
+
+
+@hookimpl
+def ingest_pipeline_started(pipeline):
+    def report():
+        while True:
+            tmp = PATH.with_name(PATH.name + ".tmp")
+            tmp.write_text(str(int(pipeline.metrics.snapshot().get("received", 0))))
+            tmp.replace(PATH)
+            time.sleep(0.02)
+
+    threading.Thread(target=report, daemon=True).start()
+"""
+
+
+def make_probe(tmp_path: Path, make_plugin: Callable[..., Path]) -> tuple[Path, Callable[[], int]]:
+    """(plugin folder, received()): received() is -1 until the run has started."""
+    path = tmp_path / "probe-received"
+    site = make_plugin(dist="run-probe", entry="probe", code=RUN_PROBE.format(path=str(path)))
+
+    def received() -> int:
+        try:
+            return int(path.read_text())
+        except (OSError, ValueError):
+            return -1
+
+    return site, received
+
+
 def test_sigterm_drains_batch_buffered_from_open_pipe(
     tmp_path: Path, read_jsonl: Callable[[Path], list[dict[str, Any]]],
+    make_plugin: Callable[..., Path],
 ) -> None:
     """A large batch_max_age: only the signal flushes the batch; every line is written."""
+    probe, received = make_probe(tmp_path, make_plugin)
     out = tmp_path / "out"
-    proc = stdin_ingest(out, "--batch-max-age", "1h", "--log-level", "DEBUG")
+    proc = stdin_ingest(out, "--batch-max-age", "1h", "--log-level", "DEBUG", pythonpath=[probe])
     assert proc.stdin is not None
     proc.stdin.write(lines(0, 25))
     proc.stdin.flush()
-    time.sleep(0.5)
-    proc.stdin.write(lines(25, 25))
+    if not wait_for(lambda: received() == 25, 60):
+        proc.kill()
+        pytest.fail(f"received {received()} of 25 lines; " + finish(proc, out)[1])
+    proc.stdin.write(lines(25, 25))  # a second write, into a run that is already receiving
     proc.stdin.flush()
-    time.sleep(1.5)  # let the receive loop pick the lines up (nothing is flushed yet)
-    assert not out.exists() or not list(out.rglob("*.jsonl"))
+    if not wait_for(lambda: received() == 50, 60):
+        proc.kill()
+        pytest.fail(f"received {received()} of 50 lines; " + finish(proc, out)[1])
+    assert not out.exists() or not list(out.rglob("*.jsonl"))  # buffered, nothing flushed yet
     proc.send_signal(signal.SIGTERM)
     code, err = finish(proc, out)
     assert code == 0, err
@@ -200,14 +245,17 @@ def ingest_register_sinks(register):
 
 def test_second_signal_aborts_with_130(tmp_path: Path, make_plugin: Callable[..., Path]) -> None:
     site = make_plugin(dist="slow-sink", entry="slow", code=SLOW_SINK)
+    probe, received = make_probe(tmp_path, make_plugin)
     out = tmp_path / "out"
-    proc = stdin_ingest(out, "--batch-max-age", "1h", pythonpath=site, sink="slow")
+    proc = stdin_ingest(out, "--batch-max-age", "1h", pythonpath=[site, probe], sink="slow")
     assert proc.stdin is not None
     proc.stdin.write(lines(0, 10))
     proc.stdin.flush()
-    time.sleep(1.5)
+    if not wait_for(lambda: received() == 10, 60):  # handlers installed, lines buffered
+        proc.kill()
+        pytest.fail(f"received {received()} of 10 lines; " + finish(proc, out)[1])
     proc.send_signal(signal.SIGTERM)  # drain: the flush starts and hangs in write
-    started = wait_for(lambda: (tmp_path / "write-started").exists())
+    started = wait_for(lambda: (tmp_path / "write-started").exists(), 60)
     if not started:
         proc.kill()
     assert started, finish(proc, out)[1]
