@@ -256,13 +256,18 @@ def test_metrics_match_the_files_written(aws_env: dict[str, str], unique_name: s
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**ingest_env(), **aws_env},
         cwd=tmp_path)
     try:
-        def acked_30() -> bool:
+        def settled() -> bool:
+            # "acked" is counted before the batch leaves the in-flight gauge, and the last 5
+            # messages may still be on their way in: wait for all three, not for acked alone
             try:
-                return scrape(port).get("ingest_acked_total", 0) >= 30
+                values = scrape(port)
             except OSError:
                 return False
+            return (values.get("ingest_acked_total", 0) >= 30
+                    and values.get("ingest_received_total", 0) >= 35
+                    and values.get("ingest_in_flight_messages", 35) <= 5)
 
-        assert wait_for(acked_30, 60), "three batches of 10 were not acknowledged"
+        assert wait_for(settled, 60), "three batches of 10 were not acknowledged"
         metrics = scrape(port)  # 5 messages still wait in the open batch
         files = written_files(out)
         assert metrics["ingest_files_written_total"] == len(files)
