@@ -126,7 +126,7 @@ class QueueTool:
         return got
 
     @staticmethod
-    def wait_until(check: Callable[[], bool], limit: float = 10.0, what: str = "it") -> None:
+    def wait_until(check: Callable[[], bool], limit: float = 30.0, what: str = "it") -> None:
         end = time.monotonic() + limit
         while not check():
             assert time.monotonic() < end, f"timed out waiting for {what}"

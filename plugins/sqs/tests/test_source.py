@@ -65,11 +65,13 @@ def test_message_fields_and_attributes(q, queue_url, make_source):
 @pytest.mark.timeout(60)
 def test_lease_is_extended_while_messages_are_held(q, queue_url, make_source):
     q.send_many(queue_url, [f"m{i}" for i in range(5)])
-    source = make_source(queue_url, visibility_timeout="2s", pollers=1)
+    # 3 s, not less: the lease thread extends a lease in its last third (1 s here), and on a
+    # loaded machine a thread can be late by a good part of a second.
+    source = make_source(queue_url, visibility_timeout="3s", pollers=1)
     held = q.receive_n(source, 5)
-    # Another consumer polls for 7 s (3.5 visibility timeouts): nothing may come back.
+    # Another consumer polls for 10.5 s (3.5 visibility timeouts): nothing may come back.
     stolen = []
-    end = time.monotonic() + 7
+    end = time.monotonic() + 10.5
     while time.monotonic() < end:
         response = q.sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1, MaxNumberOfMessages=10)
         stolen.extend(response.get("Messages", []))
@@ -318,6 +320,9 @@ def test_counters_reach_context_metrics(q, queue_url, make_source):
     held = q.receive_n(source, 2)
     q.wait_until(lambda: Context.metrics.counts.get("lease_extensions", 0) >= 2, what="extensions")
     source.ack(held)
+    # the lease thread may be mid-round (its count not yet added to both): stop it first
+    source.close()
+    q.wait_until(lambda: not source._lease_thread.is_alive(), limit=30, what="the lease thread")
     assert "received" not in Context.metrics.counts  # the core counts those
     assert "ack_failures" not in Context.metrics.counts  # and those, after its own retries
     assert Context.metrics.counts["lease_extensions"] == source.stats["lease_extensions"]
