@@ -159,13 +159,15 @@ def test_held_entries_stay_ours_past_claim_idle(redis_url: str, stream: str,
 
     for i in range(5):
         client.xadd(stream, {"body": str(i).encode()})
-    holder = RedisStreamsSource(stream=stream, url=redis_url, block=0.1, claim_idle=0.5,
+    # claim_idle 1 s: the keeper touches every 1/3 s, so it may be 2/3 s late on a loaded
+    # machine before an entry counts as idle (with 0.5 s, a 1/3 s hiccup lost it)
+    holder = RedisStreamsSource(stream=stream, url=redis_url, block=0.1, claim_idle=1.0,
                                 consumer="holder")
     held = receive_all(holder, 5)
-    time.sleep(1.5)  # three claim_idle periods while the batch is "filling"
-    thief = RedisStreamsSource(stream=stream, url=redis_url, block=0.1, claim_idle=0.5,
+    time.sleep(3.0)  # three claim_idle periods while the batch is "filling"
+    thief = RedisStreamsSource(stream=stream, url=redis_url, block=0.1, claim_idle=1.0,
                                consumer="thief")
-    assert not receive_all(thief, 1, timeout=1.0)
+    assert not receive_all(thief, 1, timeout=2.0)  # several XAUTOCLAIM passes (every 0.5 s)
     holder.ack(held)
     holder.close()
     thief.close()
