@@ -112,3 +112,18 @@ def test_take_empties() -> None:
 def test_invalid_limits(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         BatchLimits(**kwargs)  # type: ignore[arg-type]
+
+
+def test_batches_carry_their_byte_count_and_sizes_given_are_used() -> None:
+    b = Batcher(BatchLimits(max_bytes=100, max_records=0, max_age=0))
+    mixed = [Message(str(i), b"y" * (i + 1)) for i in range(17)]  # 1..17 bytes
+    full = b.add(mixed)
+    assert [m.id for m in full[0]] == [str(i) for i in range(14)]  # 1+..+14 = 105 >= 100
+    assert full[0].nbytes == 105 == sum(len(m.body) for m in full[0])
+    rest = b.take()
+    assert len(full) == 1 and isinstance(rest, list)
+    assert rest.nbytes == 15 + 16 + 17 == sum(len(m.body) for m in rest)
+    # sizes the caller measured already are trusted (here: each "weighs" 50)
+    full = b.add(msgs(3), sizes=[50, 50, 50])
+    assert len(full) == 1 and len(full[0]) == 2 and full[0].nbytes == 100
+    assert b.bytes == 50

@@ -32,6 +32,16 @@ class BatchLimits:
             raise ValueError("max_records and max_age must not be negative")
 
 
+class Batch(list[Message]):
+    """A list of messages that knows the bytes of their bodies (counted once, on the way in)."""
+
+    __slots__ = ("nbytes",)
+
+    def __init__(self, messages: list[Message], nbytes: int) -> None:
+        super().__init__(messages)
+        self.nbytes = nbytes
+
+
 class Batcher:
     """Not thread-safe: owned by the receive loop, which hands full batches to flush workers."""
 
@@ -40,7 +50,7 @@ class Batcher:
     ) -> None:
         self.limits = limits
         self.clock = clock
-        self._messages: list[Message] = []
+        self._messages: list[Message] = []  # extended in place; copied once by take()
         self._bytes = 0
         self._started: float | None = None
 
@@ -51,14 +61,17 @@ class Batcher:
     def bytes(self) -> int:
         return self._bytes
 
-    def add(self, messages: Sequence[Message]) -> list[list[Message]]:
+    def add(
+        self, messages: Sequence[Message], sizes: Sequence[int] | None = None
+    ) -> list[Batch]:
         """Add messages; return the batches that became full (usually none or one).
 
         A batch is full once it reaches ``max_bytes`` or ``max_records``, checked after each
         message. The cut points are found with a running sum and a bisection, so a receive of
         a thousand messages costs a few C-level passes, not a Python step per message.
+        ``sizes`` are the body lengths when the caller has them already.
         """
-        full: list[list[Message]] = []
+        full: list[Batch] = []
         if not messages:
             return full
         if not isinstance(messages, list | tuple):
@@ -67,7 +80,8 @@ class Batcher:
         if self._started is None:
             self._started = self.clock()
         # ends[i] = bytes of messages[:i]
-        ends = list(accumulate(map(len, map(_BODY, messages)), initial=0))
+        ends = list(accumulate(map(len, map(_BODY, messages)) if sizes is None else sizes,
+                               initial=0))
         count, pos = len(messages), 0
         while pos < count:
             # first end whose bytes (with what is buffered) reach max_bytes
@@ -95,7 +109,8 @@ class Batcher:
             return float("inf")
         return self._started + self.limits.max_age - self.clock()
 
-    def take(self) -> list[Message]:
+    def take(self) -> Batch:
         """Everything buffered, emptying the batcher."""
-        batch, self._messages, self._bytes, self._started = self._messages, [], 0, None
+        batch = Batch(self._messages, self._bytes)
+        self._messages, self._bytes, self._started = [], 0, None
         return batch

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any, BinaryIO, Literal
 
-from .batcher import Batcher, BatchLimits
+from .batcher import Batch, Batcher, BatchLimits
 from .errors import Aborted, ConfigError, PartialAckError
 from .gcpause import gc_paused
 from .interfaces import Encoder, Frame, RunContext, Sink, Source, Transformer
@@ -301,11 +301,12 @@ class Pipeline:
             now = time.monotonic()
             if messages:
                 idle_since = now
-                size = _total_size(messages)
+                sizes = list(map(len, map(_BODY, messages)))
+                size = sum(sizes)
                 self.metrics.incr("received", len(messages))
                 self.metrics.incr("received_bytes", size)
                 self.metrics.add_in_flight(len(messages), size)
-                for batch in batcher.add(messages):
+                for batch in batcher.add(messages, sizes):
                     self._submit(batch)
             if batcher.due():
                 self._submit(batcher.take())
@@ -390,7 +391,8 @@ class Pipeline:
         """Settle one batch; public so tests and embedders can drive a pipeline by hand."""
         started = time.monotonic()
         now = datetime.now(UTC)
-        result = FlushResult(next(self._batch_ids), len(batch), _total_size(batch))
+        nbytes = batch.nbytes if isinstance(batch, Batch) else _total_size(batch)
+        result = FlushResult(next(self._batch_ids), len(batch), nbytes)
         rejected: dict[int, str] = {}
         try:
             with gc_paused():
