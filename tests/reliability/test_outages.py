@@ -53,7 +53,9 @@ def test_faults_and_outages_lose_nothing(
             *sqs_args(url, visibility=3), *s3_args(unique_name, max_attempts="2"),
             "--batch-max-bytes", "256KiB", "--batch-max-age", "1s", "--workers", "2",
             "--write-attempts", "3", "--write-max-delay", "1s", "--ack-max-delay", "1s",
-            "--exit-when-idle", "8s", "--log-format", "json",
+            # Idle 20 s: the process outlives the last outage window (which starts 12 s after
+            # the first write) however early the work ends, so receives do meet that outage.
+            "--exit-when-idle", "20s", "--log-format", "json",
         ], env_for(aws_env, proxy.url), logdir)
         windows = threading.Thread(target=_outage_windows, args=(proxy, ingest), daemon=True)
         windows.start()
