@@ -1,6 +1,7 @@
 """Benchmarks that drive the library in-process; run.py starts each in a fresh child process.
 
-    python benchmarks/inproc.py function EVENTS.jsonl   # FunctionTransformer -> parquet -> null sink
+    python benchmarks/inproc.py function EVENTS.jsonl [json|message]
+                                # FunctionTransformer -> parquet -> null sink
     python benchmarks/inproc.py sqs N                   # SQS source over a stub client: receive/batch/ack
     python benchmarks/inproc.py workers N DELAY W...    # flush-worker overlap against a slow sink
     python benchmarks/inproc.py imports CMD...          # which heavy modules the CLI imported
@@ -108,19 +109,29 @@ def cpu_seconds() -> float:
 # ------------------------------------------------------------------------------- benchmarks
 
 
-def bench_function(path: str) -> dict[str, Any]:
-    """The easy authoring path: one Python function per message, parquet encoder, null sink."""
+def bench_function(path: str, decoder: str = "json") -> dict[str, Any]:
+    """The easy authoring path: one Python function per message, parquet encoder, null sink.
+
+    ``decoder`` is what the function decodes with: ``json`` (``json.loads``, what most people
+    write first) or ``message`` (``message.json()``: orjson with the ``fast`` extra)."""
+    from parquet_ingestor.jsoncodec import BACKEND
     from parquet_ingestor_parquet.encoder import ParquetEncoder
 
     bodies = read_bodies(path)
     nbytes = sum(len(b) for b in bodies)
     loads = json.loads
 
-    def parse(message: Message) -> dict[str, Any]:
+    def parse_stdlib(message: Message) -> dict[str, Any]:
         record: dict[str, Any] = loads(message.body)
         record["amount_cents"] = int(record["amount"] * 100)
         return record
 
+    def parse_message(message: Message) -> dict[str, Any]:
+        record: dict[str, Any] = message.json()
+        record["amount_cents"] = int(record["amount"] * 100)
+        return record
+
+    parse = parse_stdlib if decoder == "json" else parse_message
     transformer = FunctionTransformer(parse)
     encoder = ParquetEncoder()
     # Warm-up outside the timed run: pyarrow imports pandas (when installed) on its first
@@ -134,8 +145,8 @@ def bench_function(path: str) -> dict[str, Any]:
     try:
         t0 = time.perf_counter()
         for message in sample:
-            loads(message.body)
-        stages["json_loads"] = len(sample) / (time.perf_counter() - t0)
+            loads(message.body) if decoder == "json" else message.json()
+        stages["decode_json"] = len(sample) / (time.perf_counter() - t0)
         t0 = time.perf_counter()
         records = transformer.transform(sample).records
         stages["transform"] = len(sample) / (time.perf_counter() - t0)
@@ -153,7 +164,8 @@ def bench_function(path: str) -> dict[str, Any]:
     seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     rows = int(pipeline.metrics.snapshot()["rows_written"])
     return {"records": len(bodies), "rows": rows, "acked": source.acked, "seconds": seconds,
-            "cpu_seconds": cpu, "bytes": nbytes, "stages": stages}
+            "cpu_seconds": cpu, "bytes": nbytes, "stages": stages,
+            "decoder": "json.loads" if decoder == "json" else f"message.json() ({BACKEND})"}
 
 
 class StubSqs:
@@ -255,7 +267,7 @@ def bench_imports(argv: list[str]) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     kind, args = argv[0], argv[1:]
     if kind == "function":
-        result = bench_function(args[0])
+        result = bench_function(args[0], *args[1:])
     elif kind == "sqs":
         result = bench_sqs(int(args[0]), args[1])
     elif kind == "workers":

@@ -214,7 +214,9 @@ class FunctionTransformer:
     None (no record). Raising any exception rejects the message with the exception as reason::
 
         def parse(message):
-            return {"line": message.body.decode()}
+            record = message.json()  # orjson with the `fast` extra: ~3x json.loads
+            record["amount_cents"] = round(record["amount"] * 100)
+            return record
 
         transformer = FunctionTransformer(parse)
     """

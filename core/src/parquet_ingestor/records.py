@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from . import jsoncodec
 from .errors import ConfigError
 
 #: A schema as the ``json`` transformer's ``schema=FILE`` gives it: column -> Arrow type name.
@@ -57,7 +58,7 @@ class JsonLines:
         rows: list[dict[str, Any]] = []
         sources: list[int] = []
         rejected: list[tuple[int, str]] = []
-        loads = json.loads
+        loads = jsoncodec.loads
         extra = list(self.columns.items())
         for i, (line, src) in enumerate(zip(self.lines, self.sources, strict=True)):
             try:
