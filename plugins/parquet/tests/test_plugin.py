@@ -26,7 +26,7 @@ def test_registered_through_the_entry_point():
     spec = registry.get("encoder", "parquet")
     assert spec.distribution == "parquet-ingestor-parquet"
     assert {o.name for o in spec.options} == {
-        "engine", "compression", "compression_level", "row_group_size", "schema",
+        "engine", "compression", "compression_level", "row_group_size", "dictionary", "schema",
         "on_schema_change"}
     encoder = spec.create({"compression": "zstd", "compression_level": "5",
                            "row_group_size": "1000"})

@@ -7,6 +7,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 from parquet_ingestor.errors import ConfigError
+from parquet_ingestor.records import RecordList
 from parquet_ingestor_parquet.encoder import ParquetEncoder
 from pq_helpers import (
     NESTED_RECORDS,
@@ -144,9 +145,44 @@ def test_stream_without_seek_and_statistics(tmp_path):
     assert not stream.closed
     path = tmp_path / "w.parquet"
     path.write_bytes(b"".join(stream.chunks))
-    column = pq.ParquetFile(path).metadata.row_group(0).column(1)  # name
+    group = pq.ParquetFile(path).metadata.row_group(0)
+    encodings = {group.column(i).path_in_schema: group.column(i).encodings
+                 for i in range(group.num_columns)}
+    column = group.column(1)  # name
+    assert column.path_in_schema == "name"
     assert column.statistics is not None and column.statistics.has_min_max
-    assert "RLE_DICTIONARY" in column.encodings or "PLAIN_DICTIONARY" in column.encodings
+    # dictionary=auto: unique names are stored plain; columns inside lists keep a dictionary
+    assert not any("DICTIONARY" in e for e in encodings["name"])
+    assert "RLE_DICTIONARY" in encodings["tags.list.element"]
+    assert read_pyarrow(path) == expected_rows(NESTED_RECORDS)
+    assert READERS["fastparquet"](path) == expected_rows(NESTED_RECORDS)
+
+
+@pytest.mark.parametrize("mode", ["auto", "always", "never"])
+def test_dictionary_modes(tmp_path, mode):
+    """auto: dictionary for the columns that repeat in a sample of the file's rows (and any
+    column inside a list, which fastparquet needs); the data reads back the same either way."""
+    rows = [{"id": f"id-{i}", "kind": ["click", "view"][i % 2], "n": i,
+             "ctx": {"ip": f"10.0.0.{i}", "ua": "curl"}, "tags": [f"t{i}"]} for i in range(500)]
+    encoder = ParquetEncoder(dictionary=mode)
+    decoded = encoder.decode(RecordList([dict(r) for r in rows], list(range(len(rows)))))
+    path = write_file(encoder, decoded.frame, tmp_path / f"{mode}.parquet")
+    group = pq.ParquetFile(path).metadata.row_group(0)
+    dictionary = {group.column(i).path_in_schema for i in range(group.num_columns)
+                  if "RLE_DICTIONARY" in group.column(i).encodings}
+    expected = {
+        "auto": {"kind", "ctx.ua", "tags.list.element"},
+        "always": {"id", "kind", "n", "ctx.ip", "ctx.ua", "tags.list.element"},
+        "never": set(),
+    }[mode]
+    assert dictionary == expected
+    assert read_pyarrow(path) == rows
+    assert read_duckdb(path) == rows
+
+
+def test_dictionary_option_is_checked():
+    with pytest.raises(ConfigError, match="dictionary.*'sometimes' is not one of auto"):
+        ParquetEncoder(dictionary="sometimes")
 
 
 def test_writes_several_frames_into_one_file(tmp_path):

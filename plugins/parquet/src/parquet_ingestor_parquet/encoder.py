@@ -19,7 +19,7 @@ from .frame import ArrowFrame
 from .jsonread import EMPTY, parse_lines
 from .pylist import row_type, table_from_rows
 from .schema import load_schema, relaxed, schema_from_spec, without_nulls
-from .writer import ArrowFrameWriter, FastparquetFrameWriter, WriteSettings
+from .writer import DICTIONARY_MODES, ArrowFrameWriter, FastparquetFrameWriter, WriteSettings
 
 ENGINES = ("pyarrow", "fastparquet")
 COMPRESSIONS = ("snappy", "zstd", "gzip", "lz4", "none")
@@ -49,10 +49,15 @@ class ParquetEncoder:
         row_group_size: int | None = 131_072,
         schema: str | pa.Schema | None = None,
         on_schema_change: str | None = "evolve",
+        dictionary: str | None = "auto",
     ) -> None:
         engine = engine or "pyarrow"
         compression = (compression or "snappy").lower()
         on_schema_change = on_schema_change or "evolve"
+        dictionary = dictionary or "auto"
+        if dictionary not in DICTIONARY_MODES:
+            raise _option_error("dictionary",
+                                f"{dictionary!r} is not one of {', '.join(DICTIONARY_MODES)}")
         if engine not in ENGINES:
             raise _option_error("engine", f"{engine!r} is not one of {', '.join(ENGINES)}")
         if compression not in COMPRESSIONS:
@@ -74,7 +79,8 @@ class ParquetEncoder:
                                               f"[fastparquet]): {exc}") from None
         self.engine = engine
         self.strict = on_schema_change == "strict"
-        self.settings = WriteSettings(compression, compression_level, row_group_size)
+        self.settings = WriteSettings(compression, compression_level, row_group_size,
+                                      dictionary)
         self._check_codec()
         self.declared: pa.Schema | None = (
             load_schema(schema) if isinstance(schema, str) else schema)
@@ -234,7 +240,8 @@ class ParquetEncoder:
         schema = frame.table.schema if isinstance(frame, ArrowFrame) else _arrow_of(frame)[0].schema
         if self.engine == "fastparquet":
             return FastparquetFrameWriter(stream, schema, self.settings)
-        return ArrowFrameWriter(stream, schema, self.settings)
+        first = frame.table if isinstance(frame, ArrowFrame) else None
+        return ArrowFrameWriter(stream, schema, self.settings, first=first)
 
 
 def _prefer_system_allocator() -> None:

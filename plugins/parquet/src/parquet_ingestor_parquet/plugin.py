@@ -17,6 +17,9 @@ PARQUET_OPTIONS = (
     Option("compression_level", "int", help="codec level (zstd 1-22, gzip 1-9); codec default if unset"),
     Option("row_group_size", "int", default=DEFAULT_ROW_GROUP_SIZE, min=1,
            help="rows per row group; the writer holds about one row group in memory"),
+    Option("dictionary", default="auto", choices=("auto", "always", "never"),
+           help="dictionary encoding: auto picks the low-cardinality columns from a sample of "
+                "each file's rows; always; never (pyarrow engine)"),
     Option("schema", help="JSON file (column -> Arrow type) or a class 'package.module:Event' "
                           "(dataclass or pydantic model); inferred per batch if unset"),
     Option("on_schema_change", default="evolve", choices=("evolve", "strict"),

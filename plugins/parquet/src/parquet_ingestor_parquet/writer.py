@@ -15,6 +15,9 @@ from .frame import ArrowFrame
 from .schema import fingerprint
 
 WRITE_BUFFER = 64 << 10  # bytes of encoded Parquet collected before one write to the sink
+DICTIONARY_SAMPLE = 2048  # rows of a file's first frame looked at to choose dictionary columns
+DICTIONARY_MAX_RATIO = 0.5  # distinct / non-null values in the sample at most, for a dictionary
+DICTIONARY_MODES = ("auto", "always", "never")
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,7 @@ class WriteSettings:
     compression: str = "snappy"  # snappy zstd gzip lz4 none
     compression_level: int | None = None
     row_group_size: int = 131_072
+    dictionary: str = "auto"  # auto: per column, from a sample; always; never
 
 
 def writer_name() -> str:
@@ -39,6 +43,50 @@ def file_metadata(schema: pa.Schema, metadata: Mapping[str, str]) -> dict[str, s
     result.update({str(k): str(v) for k, v in metadata.items()})
     result["ingest.schema_fingerprint"] = fingerprint(schema)
     return result
+
+
+def dictionary_columns(table: pa.Table, sample: int = DICTIONARY_SAMPLE) -> list[str]:
+    """Parquet column paths worth dictionary encoding: those whose first ``sample`` rows hold
+    at most ``DICTIONARY_MAX_RATIO`` distinct values per value (``type``, ``country``).
+
+    Building a dictionary for ids, payloads or timestamps, then dropping it when it overflows,
+    cost ~30% of the write time and made files larger; low-cardinality columns still get one.
+    """
+    head = table.slice(0, sample)
+    chosen: list[str] = []
+    for name, column in zip(head.column_names, head.columns, strict=True):
+        array = pa.concat_arrays(column.chunks) if column.num_chunks != 1 else column.chunk(0)
+        for path, leaf, repeated in _leaves(array, name, False):
+            values = len(leaf) - leaf.null_count
+            # fastparquet reads plain-encoded columns inside lists back as nulls: keep those
+            if repeated or values == 0 or _distinct(leaf) <= DICTIONARY_MAX_RATIO * values:
+                chosen.append(path)
+    return chosen
+
+
+def _leaves(array: pa.Array, path: str, repeated: bool) -> list[tuple[str, pa.Array, bool]]:
+    """(Parquet column path, values, inside a list?) for every leaf under ``array``, with
+    the paths pyarrow gives them."""
+    kind = array.type
+    if pa.types.is_struct(kind):
+        return [leaf for i in range(kind.num_fields)
+                for leaf in _leaves(array.field(i), f"{path}.{kind.field(i).name}", repeated)]
+    if pa.types.is_map(kind):
+        return (_leaves(array.keys, f"{path}.key_value.key", True)
+                + _leaves(array.items, f"{path}.key_value.value", True))
+    if (pa.types.is_list(kind) or pa.types.is_large_list(kind)
+            or pa.types.is_fixed_size_list(kind)):
+        return _leaves(array.flatten(), f"{path}.list.element", True)
+    return [(path, array, repeated)]
+
+
+def _distinct(leaf: pa.Array) -> int:
+    import pyarrow.compute as pc
+
+    try:
+        return int(pc.count_distinct(leaf).as_py())
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
+        return len(leaf)  # a type Arrow cannot hash: no dictionary
 
 
 class _Unclosable:
@@ -84,7 +132,8 @@ class ArrowFrameWriter:
     """
 
     def __init__(self, stream: BinaryIO, schema: pa.Schema, settings: WriteSettings,
-                 memory_pool: pa.MemoryPool | None = None) -> None:
+                 memory_pool: pa.MemoryPool | None = None,
+                 first: pa.Table | None = None) -> None:
         self.schema = schema
         self.settings = settings
         self._sink = pa.PythonFile(_Unclosable(stream), mode="w")
@@ -96,7 +145,7 @@ class ArrowFrameWriter:
             self._buffered, schema,
             compression=settings.compression,
             compression_level=settings.compression_level,
-            use_dictionary=True,
+            use_dictionary=_use_dictionary(settings.dictionary, first),
             write_statistics=True,
             memory_pool=memory_pool,
         )
@@ -112,6 +161,14 @@ class ArrowFrameWriter:
         self._writer.close()
         self._buffered.close()  # flushes the last chunk into the sink's stream
         self._sink.close()  # closes the wrapper only; the sink's stream stays open
+
+
+def _use_dictionary(mode: str, first: pa.Table | None) -> bool | list[str]:
+    if mode == "never":
+        return False
+    if mode == "always" or first is None:
+        return True
+    return dictionary_columns(first)
 
 
 class FastparquetFrameWriter:
