@@ -148,7 +148,9 @@ class ParquetEncoder:
             with self._lock:
                 if self._locked is None:
                     self._locked = without_nulls(table.schema)
-        frame = ArrowFrame(table, [sources[i] for i in items])
+        kept = (list(sources) if len(items) == len(sources) and not rejected
+                else [sources[i] for i in items])  # the usual batch: every row, in order
+        frame = ArrowFrame(table, kept)
         return Decoded(frame, [(sources[i], reason) for i, reason in sorted(rejected)])
 
     def _decode_json(
@@ -257,6 +259,8 @@ def _prefer_system_allocator() -> None:
 
 
 def _kept(n: int, rejected: list[tuple[int, str]]) -> list[int]:
+    if not rejected:
+        return list(range(n))
     drop = {i for i, _ in rejected}
     return [i for i in range(n) if i not in drop]
 

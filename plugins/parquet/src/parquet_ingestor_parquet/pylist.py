@@ -97,20 +97,32 @@ def _same_keys(dicts: list[Any], kind: pa.StructType) -> bool:
             return False
         for field in kind:
             inner = field.type
+            values = map(dict.get, dicts, repeat(field.name))
             if pa.types.is_struct(inner):
-                values = list(filter(None, map(dict.get, dicts, repeat(field.name))))
+                nested = filter(None, values)
             elif (pa.types.is_list(inner) or pa.types.is_large_list(inner)) and \
                     pa.types.is_struct(inner.value_type):
-                lists = filter(None, map(dict.get, dicts, repeat(field.name)))
-                values = list(filter(None, chain.from_iterable(lists)))
+                nested = filter(None, chain.from_iterable(filter(None, values)))
                 inner = inner.value_type
             else:
                 continue
-            if values and not _same_keys(values, inner):
-                return False
+            if _has_structs(inner):  # deeper levels look at these dicts again
+                listed = list(nested)
+                if listed and not _same_keys(listed, inner):
+                    return False
+            else:
+                names = set().union(*nested)
+                if names and names != {f.name for f in inner}:
+                    return False
     except (TypeError, AttributeError):  # a row or nested value that is not a dict
         return False
     return True
+
+
+def _has_structs(kind: pa.StructType) -> bool:
+    return any(pa.types.is_struct(f.type) or (
+        (pa.types.is_list(f.type) or pa.types.is_large_list(f.type))
+        and pa.types.is_struct(f.type.value_type)) for f in kind)
 
 
 def _by_column(
