@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from .frame import ArrowFrame
 from .schema import fingerprint
 
 WRITE_BUFFER = 64 << 10  # bytes of encoded Parquet collected before one write to the sink
-DICTIONARY_SAMPLE = 2048  # rows of a file's first frame looked at to choose dictionary columns
+DICTIONARY_SAMPLE = 1024  # rows of a file's first frame looked at to choose dictionary columns
 DICTIONARY_MAX_RATIO = 0.5  # distinct / non-null values in the sample at most, for a dictionary
 DICTIONARY_MODES = ("auto", "always", "never")
 
@@ -30,6 +31,7 @@ class WriteSettings:
     dictionary: str = "auto"  # auto: per column, from a sample; always; never
 
 
+@functools.cache
 def writer_name() -> str:
     try:
         return f"parquet-ingestor {version('parquet-ingestor')}"
