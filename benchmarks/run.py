@@ -7,7 +7,8 @@
    output row counts checked; throughput ratio ingest / limit;
 2. the same ingest on 4 x N events (the file four times, through a directory of symlinks):
    peak RSS must stay flat;
-3. a per-message Python transformer (FunctionTransformer) -> parquet -> null sink;
+3. a per-message Python transformer (FunctionTransformer) -> parquet -> null sink, decoding
+   with json.loads and with message.json() (orjson), best of R each by CPU time;
 4. the SQS source over a stub client that answers instantly: receive, batch, ack;
 5. ``ingest --help`` / ``ingest plugins`` start-up time and the heavy modules they import;
 6. flush workers 1 / 2 / 4 against a sink whose commit sleeps 50 ms.
@@ -210,15 +211,19 @@ def main(argv: list[str] | None = None) -> int:
 
         # 3. per-message Python transformer, decoding with json.loads and with message.json()
         if "function" not in skip:
-            print("\n3. FunctionTransformer (decode + one derived field per message) "
-                  "-> parquet -> null sink")
+            print(f"\n3. FunctionTransformer (decode + one derived field per message) "
+                  f"-> parquet -> null sink (best of {repeat})")
             fpath = events_file(fn_events)
             results["function"] = {}
             for decoder in ("json", "message"):
-                m, r = inproc("function", fpath, decoder)
-                if r["rows"] != fn_events or r["acked"] != fn_events:
-                    raise SystemExit(f"function benchmark wrote {r['rows']} rows, "
-                                     f"acked {r['acked']}")
+                runs = []
+                for _ in range(repeat):  # best of R by CPU time: the machine is shared
+                    m, r = inproc("function", fpath, decoder)
+                    if r["rows"] != fn_events or r["acked"] != fn_events:
+                        raise SystemExit(f"function benchmark wrote {r['rows']} rows, "
+                                         f"acked {r['acked']}")
+                    runs.append((r["cpu_seconds"], m, r))
+                _, m, r = min(runs, key=lambda run: run[0])
                 per_core = r["records"] / r["cpu_seconds"]
                 results["function"][decoder] = {
                     **r, "rate": rate(r["records"], r["seconds"]),
