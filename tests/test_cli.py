@@ -377,3 +377,56 @@ def test_validate_checks_and_exits_without_reading(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     assert "path" in bad.stderr
+
+
+# A sink whose construction takes seconds (a slow import or a remote check) and says when it
+# has begun: a signal sent then lands during start-up, before the pipeline runs.
+SLOW_START_SINK = """
+import time
+from pathlib import Path
+from parquet_ingestor.builtins.file_sink import FileSink
+from parquet_ingestor.hookspecs import hookimpl
+from parquet_ingestor.options import Option
+
+
+def build(path):
+    (Path(path).parent / "building").touch()
+    time.sleep(8)
+    (Path(path).parent / "built").touch()
+    return FileSink(path=path)
+
+
+@hookimpl
+def ingest_register_sinks(register):
+    register("slowstart", build, options=[Option("path", required=True)])
+"""
+
+
+@pytest.mark.parametrize("signals", [[signal.SIGTERM], [signal.SIGINT], [signal.SIGTERM] * 2])
+def test_signal_during_start_up_stops_cleanly(
+        tmp_path: Path, make_plugin: Callable[..., Path], signals: list[signal.Signals]) -> None:
+    """One signal while plugins load or components are built: the run stops before receiving
+    (exit 0, a log line, no traceback, the pending line left unread); two: exit 130 at once."""
+    site = make_plugin(dist="slow-start", entry="slowstart", code=SLOW_START_SINK)
+    out = tmp_path / "out"
+    proc = stdin_ingest(out, pythonpath=[site], sink="slowstart")
+    assert proc.stdin is not None
+    proc.stdin.write(lines(0, 5))
+    proc.stdin.flush()
+    if not wait_for(lambda: (tmp_path / "building").exists(), 60):
+        proc.kill()
+        pytest.fail("the sink was never built: " + finish(proc, out)[1])
+    for sig in signals:
+        proc.send_signal(sig)
+        time.sleep(0.2)
+    code, stderr = finish(proc, out, timeout=60)
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    if len(signals) == 1:
+        assert code == 0, stderr
+        assert f"{signals[0].name} during start-up: stopping before receiving anything" in stderr
+        assert "stopped (stopped): 0 messages" in stderr
+    else:
+        assert code == 130, stderr
+        assert "second signal during start-up" in stderr
+        assert not (tmp_path / "built").exists()  # left at once, not after the slow build
+    assert not out.exists() or not list(out.rglob("*.jsonl"))

@@ -93,6 +93,7 @@ def cli(ctx: click.Context, /, config_file: str | None, validate: bool, **params
     """
     if ctx.invoked_subcommand is not None:
         return
+    early = _hold_signals()
     config = RunConfig()
     if config_file:
         config = load_toml(config_file)
@@ -108,7 +109,7 @@ def cli(ctx: click.Context, /, config_file: str | None, validate: bool, **params
         names = ", ".join(f"{kind.replace('_', ' ')} {name}" for kind, name in pipeline.names.items())
         click.echo(f"ingest: configuration OK ({names})")
         ctx.exit(0)
-    ctx.exit(_run(pipeline, values))
+    ctx.exit(_run(pipeline, values, early))
 
 
 def _config_from_params(params: dict[str, Any]) -> RunConfig:
@@ -126,9 +127,27 @@ def _config_from_params(params: dict[str, Any]) -> RunConfig:
     return config
 
 
-def _run(pipeline: Any, values: dict[str, Any]) -> int:
-    """Run with signal handling: first SIGINT/SIGTERM drains, a second aborts."""
-    signals_seen = 0
+def _hold_signals() -> list[int]:
+    """Until the pipeline runs, SIGINT/SIGTERM are noted (the run then stops before receiving)
+    instead of killing the process mid-start or printing a KeyboardInterrupt traceback; a
+    second one exits at once with 130. Returns the list the noted signals go to."""
+    seen: list[int] = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        seen.append(signum)
+        if len(seen) > 1:
+            click.echo("ingest: second signal during start-up: exiting", err=True)
+            raise SystemExit(130)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    return seen
+
+
+def _run(pipeline: Any, values: dict[str, Any], early: list[int] | None = None) -> int:
+    """Run with signal handling: first SIGINT/SIGTERM drains, a second aborts. ``early`` holds
+    signals that came during start-up: then the run stops before receiving anything."""
+    signals_seen = len(early or ())
 
     def on_signal(signum: int, frame: Any) -> None:
         nonlocal signals_seen
@@ -142,6 +161,10 @@ def _run(pipeline: Any, values: dict[str, Any]) -> int:
             pipeline.abort()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if early:
+        log.info("%s during start-up: stopping before receiving anything (send again to abort)",
+                 signal.Signals(early[0]).name)
+        pipeline.stop()
     exporter = None
     status = StatusLine(pipeline).start() if is_tty() else None
     try:
