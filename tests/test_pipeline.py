@@ -565,3 +565,33 @@ def test_a_sink_that_fails_to_start_stops_the_run_before_anything_is_received() 
     with pytest.raises(ConfigError):
         pipeline.run()
     assert not source.started and source.deliveries == {} and source.acked == []
+
+
+def test_run_raises_the_gil_switch_interval_and_gc_threshold_then_restores_them() -> None:
+    """While running, fewer GIL hand-offs between flush threads (20 ms) and a gen-0 threshold
+    of 50k; both back to the caller's values afterwards, and a larger interval is kept."""
+    import gc
+    import sys
+
+    from parquet_ingestor.pipeline import SWITCH_INTERVAL
+    from parquet_ingestor.testing import MemorySink, MemorySource, run_pipeline
+
+    seen: list[tuple[float, int]] = []
+
+    class Watching(MemorySource):
+        def receive(self, max_messages: int, timeout: float) -> Sequence[Message]:
+            seen.append((sys.getswitchinterval(), gc.get_threshold()[0]))
+            return super().receive(max_messages, timeout)
+
+    before_switch, before_gc = sys.getswitchinterval(), gc.get_threshold()
+    try:
+        for start, during in ((0.001, SWITCH_INTERVAL), (0.1, 0.1)):
+            sys.setswitchinterval(start)
+            seen.clear()
+            outcome = run_pipeline(Watching([b'{"a": 1}']), sink=MemorySink())
+            assert outcome.rows_written == 1
+            assert seen and all(s == pytest.approx(during, abs=1e-4) and t >= 50_000 for s, t in seen)
+            assert sys.getswitchinterval() == pytest.approx(start, abs=1e-4)
+            assert gc.get_threshold() == before_gc
+    finally:
+        sys.setswitchinterval(before_switch)

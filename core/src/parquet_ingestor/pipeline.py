@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import queue
+import sys
 import threading
 import time
 from base64 import b64encode
@@ -36,6 +37,12 @@ from .records import truncate
 from .retry import RetryPolicy
 
 log = logging.getLogger("parquet_ingestor")
+
+#: GIL switch interval while a pipeline runs (CPython's default is 5 ms). Flush threads that
+#: hold the GIL for Python work (transformers, dicts -> Arrow) hand it back and forth less, and
+#: each keeps its batch in cache: +10-20% records per CPU-second for a per-message transformer,
+#: +20% for the SQS source (docs/performance.md). I/O waits still release the GIL at once.
+SWITCH_INTERVAL = 0.02
 OVERFLOW = "__overflow__"
 
 
@@ -220,6 +227,8 @@ class Pipeline:
             thread.start()
         old_threshold = gc.get_threshold()
         gc.set_threshold(max(old_threshold[0], 50_000), old_threshold[1], old_threshold[2])
+        old_switch = sys.getswitchinterval()
+        sys.setswitchinterval(max(old_switch, SWITCH_INTERVAL))
         self._call_hook("ingest_pipeline_started")
         batcher = Batcher(self.settings.batch)
         try:
@@ -233,6 +242,7 @@ class Pipeline:
                 self._put(None, force=True)
             self._join(threads)
             gc.set_threshold(*old_threshold)
+            sys.setswitchinterval(old_switch)
             self._close_components()
             self._call_hook("ingest_pipeline_stopped", metrics=self.metrics)
         return self.metrics
