@@ -1,6 +1,6 @@
 """Benchmarks that drive the library in-process; run.py starts each in a fresh child process.
 
-    python benchmarks/inproc.py function EVENTS.jsonl [json|message]
+    python benchmarks/inproc.py function EVENTS.jsonl [json|message] [WORKERS]
                                 # FunctionTransformer -> parquet -> null sink
     python benchmarks/inproc.py sqs N                   # SQS source over a stub client: receive/batch/ack
     python benchmarks/inproc.py workers N DELAY W...    # flush-worker overlap against a slow sink
@@ -109,8 +109,9 @@ def cpu_seconds() -> float:
 # ------------------------------------------------------------------------------- benchmarks
 
 
-def bench_function(path: str, decoder: str = "json") -> dict[str, Any]:
-    """The easy authoring path: one Python function per message, parquet encoder, null sink.
+def bench_function(path: str, decoder: str = "json", workers: str = "1") -> dict[str, Any]:
+    """The easy authoring path: one Python function per message, parquet encoder, null sink,
+    ``workers`` flush threads (1: one core's worth; the work holds the GIL).
 
     ``decoder`` is what the function decodes with: ``json`` (``json.loads``, what most people
     write first) or ``message`` (``message.json()``: orjson with the ``fast`` extra)."""
@@ -158,14 +159,15 @@ def bench_function(path: str, decoder: str = "json") -> dict[str, Any]:
 
     source, sink = LineSource(bodies), NullSink()
     pipeline = Pipeline(source, sink, encoder, transformer,
-                        PipelineSettings(workers=2))
+                        PipelineSettings(workers=int(workers)))
     t0, c0 = time.perf_counter(), cpu_seconds()
     pipeline.run()
     seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     rows = int(pipeline.metrics.snapshot()["rows_written"])
     return {"records": len(bodies), "rows": rows, "acked": source.acked, "seconds": seconds,
             "cpu_seconds": cpu, "bytes": nbytes, "stages": stages,
-            "decoder": "json.loads" if decoder == "json" else f"message.json() ({BACKEND})"}
+            "decoder": "json.loads" if decoder == "json" else f"message.json() ({BACKEND})",
+            "workers": int(workers)}
 
 
 class StubSqs:

@@ -30,8 +30,8 @@ def test_quick_run_reports_every_section(tmp_path: Path) -> None:
     for section in ("limit", "ingest", "ingest_x4", "function", "sqs", "startup", "workers"):
         assert section in results, section
     assert results["ingest"]["peak_rss"] > 0 and results["ratio"]["throughput"] > 0
-    assert {d: r["rows"] for d, r in results["function"].items()} == {"json": 3000,
-                                                                       "message": 3000}
+    assert {d: r["rows"] for d, r in results["function"].items()} == {
+        "json": 3000, "message": 3000, "message_2_workers": 3000}
     assert results["function"]["message"]["decoder"] == "message.json() (orjson)"
     assert results["sqs"]["acked"] == results["sqs"]["messages"]
     assert results["startup"]["--help"]["imported"] == []
