@@ -95,5 +95,15 @@ def _outage_windows(proxy: FaultProxy, ingest: Ingest) -> None:
             return
         time.sleep(0.1)
     for kind in (S3_WRITE, SQS_DELETE, SQS_RECEIVE):
+        refused = proxy.injected.get(kind + "_outage", 0)
         proxy.outage(kind, OUTAGE)
-        time.sleep(OUTAGE + 1.0)
+        time.sleep(OUTAGE)
+        # The run may have sent no request of this kind in those seconds (deletes come in
+        # bursts after writes): keep that kind down until one is refused, at most 20 s more.
+        extra = time.monotonic() + 20
+        while (proxy.injected.get(kind + "_outage", 0) == refused and time.monotonic() < extra
+               and ingest.proc.poll() is None):
+            proxy.outage(kind, 0.5)
+            time.sleep(0.1)
+        proxy.outage(kind, 0)
+        time.sleep(1.0)
