@@ -313,3 +313,13 @@ def test_dict_rows_reuse_the_previous_batch_type_only_when_keys_match():
     assert clash.to_pylist() == [{"a": "text", "n": {"x": "r", "y": 2}}]
     not_a_dict = decode({"a": "more", "n": "flat now"})
     assert not_a_dict.to_pylist() == [{"a": "more", "n": "flat now"}]
+    # two levels down, in a struct and in a list of structs
+    deep = decode({"d": {"e": {"f": 1.5}}, "l": [{"m": {"o": "p"}}]})
+    same_deep = decode({"d": {"e": {"f": 2}}, "l": [{"m": {"o": "q"}}]})
+    assert same_deep.schema == deep.schema and same_deep.column("d").to_pylist() == [
+        {"e": {"f": 2.0}}]
+    deeper = decode({"d": {"e": {"f": 2, "g": 3}}, "l": [{"m": {"o": "q"}}]})
+    assert deeper.column("d").to_pylist() == [{"e": {"f": 2, "g": 3}}]
+    decode({"d": {"e": {"f": 2, "g": 3}}, "l": [{"m": {"o": "q"}}]})
+    in_list_deeper = decode({"d": {"e": {"f": 2, "g": 3}}, "l": [{"m": {"o": "q", "r": 1}}]})
+    assert in_list_deeper.column("l").to_pylist() == [[{"m": {"o": "q", "r": 1}}]]
