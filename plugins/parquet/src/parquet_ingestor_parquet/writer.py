@@ -168,7 +168,7 @@ class ArrowFrameWriter:
 def _use_dictionary(mode: str, first: pa.Table | None) -> bool | list[str]:
     if mode == "never":
         return False
-    if mode == "always" or first is None:
+    if mode == "always" or first is None or first.num_rows == 0:
         return True
     return dictionary_columns(first)
 
