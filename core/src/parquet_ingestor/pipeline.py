@@ -43,6 +43,7 @@ log = logging.getLogger("parquet_ingestor")
 #: each keeps its batch in cache: +10-20% records per CPU-second for a per-message transformer,
 #: +20% for the SQS source (docs/performance.md). I/O waits still release the GIL at once.
 SWITCH_INTERVAL = 0.02
+
 OVERFLOW = "__overflow__"
 
 
