@@ -175,6 +175,109 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+# ---------------------------------------------------------------------------------- commit sets
+
+
+class SinkTransaction(Protocol):
+    """A commit set: files opened together that become visible together (or not at all).
+
+    ``open`` returns a :class:`SinkWriter`; inside a transaction the writer's ``commit()`` only
+    *stages* the file (finished, not yet visible) and ``abort()`` drops that one file.
+    ``commit(summary)`` then publishes every staged file in one step (one table snapshot for a
+    table sink), and ``abort()`` drops them all. ``summary`` carries ``ingest.commit-id`` (unique
+    per commit set; a sink that retries a commit uses it to find out whether a commit whose
+    answer was lost went through), record and message counts, and the writer version.
+
+    Threads: one transaction is used by one thread at a time; different transactions of one
+    sink may run concurrently (several flush workers).
+    """
+
+    def open(self, key: str, content_type: str, metadata: Mapping[str, str]) -> SinkWriter: ...
+
+    def commit(self, summary: Mapping[str, str]) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+@runtime_checkable
+class TransactionalSink(Protocol):
+    """A sink that can commit several files at once: it has ``begin()``.
+
+    Sinks without ``begin()`` (one object at a time: file, s3, most third-party sinks) are
+    wrapped by :class:`PerFileTransaction`, so the pipeline always speaks in commit sets.
+    """
+
+    def begin(self) -> SinkTransaction: ...
+
+
+@dataclass(frozen=True)
+class SinkRequirements:
+    """What a sink needs the encoder to write (a table sink: its schema and partitioning).
+
+    A sink may offer these through an optional ``requirements()`` method; an encoder that
+    supports them has an optional ``require(requirements)`` method, called before the first
+    file. ``schema`` is in the encoder's own terms (an Arrow schema for Arrow-based encoders).
+    """
+
+    schema: Any = None
+    partition_fields: tuple[str, ...] = ()
+    field_ids: bool = False  # write the schema's field ids into each file (Iceberg)
+
+
+class PerFileTransaction:
+    """The default commit set for sinks that write one object at a time.
+
+    Files are staged uncommitted; ``commit`` commits each in turn, so each file stays
+    all-or-nothing, but a failure part-way can leave earlier files of the set visible
+    (the pipeline then nacks the set's messages: at-least-once, possible duplicates).
+    """
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self._staged: list[SinkWriter] = []
+
+    def open(self, key: str, content_type: str, metadata: Mapping[str, str]) -> SinkWriter:
+        return _StagedWriter(self.sink.open(key, content_type, metadata), self._staged)
+
+    def commit(self, summary: Mapping[str, str]) -> None:
+        staged, self._staged = self._staged, []
+        for index, writer in enumerate(staged):
+            try:
+                writer.commit()
+            except BaseException:
+                for rest in staged[index + 1:]:
+                    rest.abort()
+                raise
+
+    def abort(self) -> None:
+        staged, self._staged = self._staged, []
+        for writer in staged:
+            writer.abort()
+
+
+class _StagedWriter:
+    """A sink writer whose ``commit`` waits for its transaction's."""
+
+    def __init__(self, inner: SinkWriter, staged: list[SinkWriter]) -> None:
+        self._inner = inner
+        self._staged = staged
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        return self._inner.write(data)
+
+    def commit(self) -> None:
+        self._staged.append(self._inner)
+
+    def abort(self) -> None:
+        self._inner.abort()
+
+
+def begin(sink: Sink) -> SinkTransaction:
+    """A commit set on ``sink``: its own ``begin()``, or the per-file adapter."""
+    own = getattr(sink, "begin", None)
+    return own() if callable(own) else PerFileTransaction(sink)
+
+
 # ----------------------------------------------------------------------------------- base classes
 
 
