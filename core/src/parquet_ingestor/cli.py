@@ -24,9 +24,10 @@ from .config import (
     load_toml,
     merge,
 )
+from .demo import demo_command
 from .errors import ConfigError, IngestError
 from .options import split_pairs
-from .plugins import KINDS, Registry, get_registry
+from .plugins import KINDS, Registry, get_registry, missing_hint
 from .status import StatusLine, is_tty, summary_table
 
 log = logging.getLogger("parquet_ingestor")
@@ -251,6 +252,15 @@ def _print_plugins(registry: Registry) -> None:
     for line in registry.errors():
         if "registered by both" in line:
             click.echo(f"! {line}")
+    missing = registry.missing_bundled()
+    if missing:
+        click.echo("Bundled with parquet-ingestor but not available here:")
+        for bundled in missing:
+            what = ", ".join(f"{kind} {name}" for kind, name in bundled.components)
+            click.echo(f"  {bundled.plugin}  ({what}): {missing_hint(bundled)}")
+
+
+cli.add_command(demo_command)
 
 
 @cli.command("new-plugin")

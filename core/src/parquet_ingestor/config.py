@@ -24,6 +24,7 @@ declared options. Precedence: command line, then environment, then config file, 
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,8 +34,10 @@ from .batcher import BatchLimits
 from .errors import ConfigError
 from .options import Option, parse_options
 from .pipeline import Pipeline, PipelineSettings
-from .plugins import Kind, Registry
+from .plugins import Kind, Registry, bundled_with, missing_hint
 from .retry import RetryPolicy
+
+log = logging.getLogger(__name__)
 
 COMPONENTS: tuple[tuple[str, Kind], ...] = (
     ("source", "source"), ("transformer", "transformer"), ("encoder", "encoder"),
@@ -183,6 +186,13 @@ def default_encoder(registry: Registry) -> str:
     return "parquet" if "parquet" in registry.components["encoder"] else "jsonl"
 
 
+def _warn_jsonl_fallback(registry: Registry) -> None:
+    """Say once per run that no encoder was chosen and Parquet is missing, so files are jsonl."""
+    bundled = bundled_with("encoder", "parquet")
+    hint = f"; for Parquet: {missing_hint(bundled)}" if bundled else ""
+    log.warning("no Parquet encoder here: writing JSON lines (.jsonl) files%s", hint)
+
+
 def build_pipeline(config: RunConfig, registry: Registry) -> Pipeline:
     """Validate everything, then create the components and the pipeline (ConfigError on bad input)."""
     if config.source is None:
@@ -195,6 +205,8 @@ def build_pipeline(config: RunConfig, registry: Registry) -> Pipeline:
         if choice is not None and not choice.name:
             flag = attr.replace("_", "-")
             raise ConfigError(f"--{flag}-opt given without --{flag}")
+    if (config.encoder is None or not config.encoder.name) and defaults["encoder"] == "jsonl":
+        _warn_jsonl_fallback(registry)
     transformer, encoder = (
         ComponentChoice(choice.name or defaults[attr], choice.options) if choice
         else ComponentChoice(defaults[attr])

@@ -28,6 +28,40 @@ Kind = Literal["source", "transformer", "encoder", "sink"]
 KINDS: tuple[Kind, ...] = ("source", "transformer", "encoder", "sink")
 
 
+@dataclass(frozen=True)
+class Bundled:
+    """A plugin that ships with parquet-ingestor as its own distribution and core extra."""
+
+    plugin: str  # entry-point name
+    distribution: str
+    extra: str
+    components: tuple[tuple[Kind, str], ...]
+
+    def install(self) -> str:
+        return f"pip install 'parquet-ingestor[{self.extra}]'"
+
+
+#: The bundled plugins, declared once: what the hints for a missing component, ``ingest plugins``
+#: and ``ingest demo`` say (a test checks it against the plugins and the core's extras).
+BUNDLED: tuple[Bundled, ...] = (
+    Bundled("parquet", "parquet-ingestor-parquet", "parquet", (("encoder", "parquet"),)),
+    Bundled("s3", "parquet-ingestor-s3", "s3", (("sink", "s3"),)),
+    Bundled("sqs", "parquet-ingestor-sqs", "sqs", (("source", "sqs"),)),
+)
+
+
+def bundled_with(kind: Kind, name: str) -> Bundled | None:
+    """The bundled plugin that provides component ``name`` of ``kind``, if any."""
+    return next((b for b in BUNDLED if (kind, name) in b.components), None)
+
+
+def missing_hint(bundled: Bundled) -> str:
+    """How to get a bundled plugin the registry does not have: enable it, or install it."""
+    if bundled.plugin in disabled_plugins():
+        return f"the {bundled.plugin} plugin is disabled by INGEST_DISABLE_PLUGINS"
+    return f"it comes with {bundled.distribution} ({bundled.install()})"
+
+
 @dataclass
 class PluginInfo:
     """One plugin as ``ingest plugins`` shows it."""
@@ -117,8 +151,15 @@ class Registry:
         spec = self.components[kind].get(name)
         if spec is None:
             known = ", ".join(sorted(self.components[kind])) or "none installed"
-            raise ConfigError(f"unknown {kind} '{name}' (available: {known})")
+            bundled = bundled_with(kind, name)
+            hint = f": {missing_hint(bundled)}" if bundled else ""
+            raise ConfigError(f"unknown {kind} '{name}' (available: {known}){hint}")
         return spec
+
+    def missing_bundled(self) -> list[Bundled]:
+        """Bundled plugins whose components this registry lacks (not installed, or disabled)."""
+        return [b for b in BUNDLED
+                if any(name not in self.components[kind] for kind, name in b.components)]
 
     def names(self, kind: Kind) -> list[str]:
         return sorted(self.components[kind])
