@@ -205,8 +205,6 @@ def build_pipeline(config: RunConfig, registry: Registry) -> Pipeline:
         if choice is not None and not choice.name:
             flag = attr.replace("_", "-")
             raise ConfigError(f"--{flag}-opt given without --{flag}")
-    if (config.encoder is None or not config.encoder.name) and defaults["encoder"] == "jsonl":
-        _warn_jsonl_fallback(registry)
     transformer, encoder = (
         ComponentChoice(choice.name or defaults[attr], choice.options) if choice
         else ComponentChoice(defaults[attr])
@@ -222,6 +220,8 @@ def build_pipeline(config: RunConfig, registry: Registry) -> Pipeline:
             spec.parse(choice.options)  # validate all before creating any
             specs[attr] = spec
     settings = settings_from(config.values())
+    if (config.encoder is None or not config.encoder.name) and defaults["encoder"] == "jsonl":
+        _warn_jsonl_fallback(registry)
     built = {attr: specs[attr].create(chosen[attr].options)  # type: ignore[union-attr]
              for attr in specs}
     return Pipeline(
