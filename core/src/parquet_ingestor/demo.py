@@ -72,7 +72,10 @@ def _free_port() -> int:
 def demo_command(events: int, per_message: int, keep: str | None) -> None:
     """Run SQS -> Parquet -> S3 against a local AWS emulator (no account needed).
 
-    Needs the sqs, s3 and parquet plugins and moto's server: pip install 'parquet-ingestor[demo]'.
+    Needs the sqs, s3 and parquet plugins and moto's server, which come with:
+
+    \b
+        pip install 'parquet-ingestor[demo]'
     """
     registry = get_registry()
     missing = missing_requirements(registry)
