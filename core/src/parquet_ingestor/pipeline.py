@@ -34,6 +34,7 @@ from .logs import reason_summary
 from .message import Message, Rejection
 from .metrics import Metrics
 from .records import truncate
+from .rejects import ReleasedRejects
 from .retry import RetryPolicy
 
 log = logging.getLogger("parquet_ingestor")
@@ -184,6 +185,7 @@ class Pipeline:
         self._keys = KeyTemplate(self.settings.key_template)
         self._error_keys = KeyTemplate(self.settings.error_key_template)
         self._stop = threading.Event()
+        self._released_rejects = ReleasedRejects()
         self._abort = threading.Event()
         self._queue: queue.Queue[list[Message] | None] = queue.Queue(maxsize=self.settings.workers)
         self._busy = 0
@@ -315,6 +317,9 @@ class Pipeline:
                 sizes = list(map(len, map(_BODY, messages)))
                 size = sum(sizes)
                 self.metrics.incr("received", len(messages))
+                if self._released_rejects:
+                    self.metrics.incr("redelivered",
+                                      self._released_rejects.redeliveries(messages))
                 self.metrics.incr("received_bytes", size)
                 self.metrics.add_in_flight(len(messages), size)
                 for batch in batcher.add(messages, sizes):
@@ -591,10 +596,13 @@ class Pipeline:
         messages = [r.message for r in rejections]
         result.rejected = len(rejections)
         self.metrics.incr("rejected", len(rejections))
-        for r in rejections[:5]:
-            log.warning("rejected message %s: %s", r.message.id, reason_summary(r.reason))
+        for r in rejections[:5]:  # once per message: a redelivery rejected again logs at DEBUG
+            again = self._released_rejects.seen(r.message.id)
+            log.log(logging.DEBUG if again else logging.WARNING, "rejected message %s%s: %s",
+                    r.message.id, " again" if again else "", reason_summary(r.reason))
             log.debug("rejected message %s: %s", r.message.id, r.reason)
         if self.error_sink is None:
+            self._released_rejects.remember(messages)
             result.nacked += self._release(messages)
             self._call_hook("ingest_messages_rejected", rejections=rejections,
                             destination="source")
@@ -603,6 +611,7 @@ class Pipeline:
             self._write_errors(rejections, worker)
         except Exception as exc:  # noqa: BLE001 - error sink down: give them back, never ack
             log.error("error sink failed, releasing %d rejected messages: %s", len(messages), exc)
+            self._released_rejects.remember(messages)
             result.nacked += self._release(messages)
             self._call_hook("ingest_messages_rejected", rejections=rejections,
                             destination="source")
