@@ -184,17 +184,23 @@ def _run(pipeline: Any, values: dict[str, Any], early: list[int] | None = None) 
     if status is not None:
         sys.stderr.write(summary_table(metrics, pipeline.stopped_reason))
     snap = metrics.snapshot()
+    redelivered = snap.get("redelivered", 0)
     log.info(
-        "stopped (%s): %d messages, %d files, %d rows, %d bytes, %d rejected, %d nacked",
-        pipeline.stopped_reason, snap["received"], snap["files_written"], snap["rows_written"],
-        snap["bytes_written"], snap["rejected"], snap["nacked"],
+        "stopped (%s): %d messages%s, %d files, %d rows, %d bytes, %d rejected, %d nacked",
+        pipeline.stopped_reason, snap["received"] - redelivered,
+        f" (+{redelivered:.0f} redeliveries)" if redelivered else "", snap["files_written"],
+        snap["rows_written"], snap["bytes_written"], snap["rejected"], snap["nacked"],
         extra={"event": "stopped", **{k: v for k, v in snap.items() if isinstance(v, int | float)}},
     )
     if pipeline.aborted:
         return 130
     failed = getattr(pipeline.source, "failed", None)
     if failed:
-        log.error("%d messages could not be written nor routed to an error sink", len(failed))
+        hint = ("" if getattr(pipeline, "error_sink", None) is not None else
+                "; to keep rejected messages with their reason, add an error sink, "
+                "e.g. --error-sink file --error-sink-opt path=errors")
+        log.error("%d messages could not be written nor routed to an error sink%s",
+                  len(failed), hint)
         return 1
     return 0
 
