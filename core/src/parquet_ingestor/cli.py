@@ -29,6 +29,7 @@ from .errors import ConfigError, IngestError
 from .options import split_pairs
 from .plugins import KINDS, Registry, get_registry, missing_hint
 from .status import StatusLine, is_tty, summary_table
+from .units import DURATION_FORMS, SIZE_FORMS
 
 log = logging.getLogger("parquet_ingestor")
 _COMPONENT_FLAGS = ("source", "transformer", "encoder", "sink", "error_sink")
@@ -73,6 +74,7 @@ def _component_options(func: Callable[..., Any]) -> Callable[..., Any]:
     invoke_without_command=True,
     context_settings={"auto_envvar_prefix": "INGEST", "help_option_names": ["-h", "--help"],
                       "max_content_width": 100},
+    epilog=f"SIZE: {SIZE_FORMS}. DURATION: {DURATION_FORMS}.",
 )
 @_component_options
 @_pipeline_options
@@ -94,16 +96,20 @@ def cli(ctx: click.Context, /, config_file: str | None, validate: bool, **params
     """
     if ctx.invoked_subcommand is not None:
         return
+    if not config_file and not validate and not any(
+            value not in (None, ()) for value in params.values()):
+        click.echo(ctx.get_help())  # a bare `ingest`: what to type, not "no source given"
+        ctx.exit(0)
     early = _hold_signals()
+    registry = get_registry()
     config = RunConfig()
     if config_file:
-        config = load_toml(config_file)
+        config = load_toml(config_file, registry)
     config = merge(config, _config_from_params(params))
     values = config.values()
     from .logs import setup_logging
 
     setup_logging(values["log_level"], values["log_format"])
-    registry = get_registry()
     pipeline = build_pipeline(config, registry)
     if validate:
         pipeline.validate()

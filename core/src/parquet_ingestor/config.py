@@ -25,9 +25,11 @@ declared options. Precedence: command line, then environment, then config file, 
 from __future__ import annotations
 
 import logging
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .batcher import BatchLimits
@@ -53,7 +55,8 @@ PIPELINE_OPTIONS: tuple[Option, ...] = (
            help="flush when the oldest message has waited this long (0: off)"),
     Option("workers", "int", default=4, min=1, max=256, help="concurrent flush workers"),
     Option("key_template", default="%Y/%m/%d/%H/{unix_ns}-{random}.{ext}",
-           help="object key: strftime codes, {uuid} {random} {unix_ns} {ext} {field:NAME}"),
+           help="object key: strftime codes, {uuid} {random} {unix_ns} {ext} {worker} "
+                "{field:NAME}"),
     Option("partition_by", default="processing",
            help="'processing' (flush time) or 'event:FIELD' (each record's own time)"),
     Option("on_missing_time", default="processing", choices=("processing", "reject"),
@@ -113,8 +116,11 @@ class RunConfig:
         return parse_options(PIPELINE_OPTIONS, self.pipeline, "pipeline")
 
 
-def load_toml(path: str) -> RunConfig:
-    """Read a config file into a RunConfig; unknown sections and keys are errors."""
+def load_toml(path: str, registry: Registry | None = None) -> RunConfig:
+    """Read a config file into a RunConfig; unknown sections and keys are errors.
+
+    With ``registry``, relative values of ``path`` options resolve from the file's folder, so a
+    config works from any working directory (the command line's stay relative to it)."""
     try:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)
@@ -133,6 +139,9 @@ def load_toml(path: str) -> RunConfig:
                 setattr(config, section, ComponentChoice(value))
             elif isinstance(value, dict) and isinstance(value.get("name"), str):
                 options = {k: v for k, v in value.items() if k != "name"}
+                if registry is not None:
+                    kind = dict(COMPONENTS)[section]
+                    options = _paths_from(Path(path).parent, registry, kind, value["name"], options)
                 setattr(config, section, ComponentChoice(value["name"], options))
             else:
                 raise ConfigError(f"--config: [{section}] needs a name = \"...\"")
@@ -140,6 +149,22 @@ def load_toml(path: str) -> RunConfig:
             known = ", ".join(["pipeline", *dict(COMPONENTS)])
             raise ConfigError(f"--config: unknown section [{section}] (known: {known})")
     return config
+
+
+def _paths_from(folder: Path, registry: Registry, kind: Kind, name: str,
+                options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with each relative ``path``-type value joined to ``folder`` ('-' is stdin)."""
+    spec = registry.components[kind].get(name)
+    if spec is None:
+        return options  # build_pipeline reports the unknown name
+    paths = {opt.name for opt in spec.options if opt.type == "path"}
+    resolved = dict(options)
+    for key, value in options.items():
+        if (key.strip().replace("-", "_") in paths and isinstance(value, str) and value
+                and value != "-" and "://" not in value
+                and not os.path.isabs(os.path.expanduser(value))):
+            resolved[key] = os.path.join(folder, value)
+    return resolved
 
 
 def merge(base: RunConfig, over: RunConfig) -> RunConfig:
