@@ -270,7 +270,13 @@ class Pipeline:
             for component in order + ([self.source] if source else []):
                 start = getattr(component, "start", None)
                 if callable(start):
-                    start(context)
+                    try:
+                        start(context)
+                    except ConfigError as exc:
+                        if component is not self.error_sink or component is self.sink:
+                            raise
+                        # "sink 's3' option 'bucket'..." would point at the main sink
+                        raise ConfigError(f"--error-sink: {exc}") from None
                 started.append(component)
         except BaseException:
             for component in started:
