@@ -27,7 +27,8 @@ from __future__ import annotations
 import logging
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,6 +219,17 @@ def _warn_jsonl_fallback(registry: Registry) -> None:
     log.warning("no Parquet encoder here: writing JSON lines (.jsonl) files%s", hint)
 
 
+@contextmanager
+def _naming(attr: str) -> Iterator[None]:
+    """Errors about the error sink say so: its messages would otherwise read "sink 's3' ..."."""
+    try:
+        yield
+    except ConfigError as exc:
+        if attr != "error_sink":
+            raise
+        raise ConfigError(f"--error-sink: {exc}") from None
+
+
 def build_pipeline(config: RunConfig, registry: Registry) -> Pipeline:
     """Validate everything, then create the components and the pipeline (ConfigError on bad input)."""
     if config.source is None:
@@ -241,14 +253,17 @@ def build_pipeline(config: RunConfig, registry: Registry) -> Pipeline:
     for attr, kind in COMPONENTS:
         choice = chosen[attr]
         if choice is not None:
-            spec = registry.get(kind, choice.name)
-            spec.parse(choice.options)  # validate all before creating any
+            with _naming(attr):
+                spec = registry.get(kind, choice.name)
+                spec.parse(choice.options)  # validate all before creating any
             specs[attr] = spec
     settings = settings_from(config.values())
     if (config.encoder is None or not config.encoder.name) and defaults["encoder"] == "jsonl":
         _warn_jsonl_fallback(registry)
-    built = {attr: specs[attr].create(chosen[attr].options)  # type: ignore[union-attr]
-             for attr in specs}
+    built = {}
+    for attr, spec in specs.items():
+        with _naming(attr):
+            built[attr] = spec.create(chosen[attr].options)  # type: ignore[union-attr]
     return Pipeline(
         source=built["source"], sink=built["sink"], encoder=built["encoder"],
         transformer=built["transformer"], settings=settings,
