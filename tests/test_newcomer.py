@@ -43,9 +43,10 @@ def core_only(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _site_with_core_only(tmp_path_factory.mktemp("core-only") / "site")
 
 
-def ingest_core_only(site: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def ingest_core_only(site: Path, cwd: Path, *args: str,
+                     extra_path: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INGEST_", "PYTHON"))}
-    env["PYTHONPATH"] = str(site)
+    env["PYTHONPATH"] = os.pathsep.join(str(p) for p in (site, extra_path) if p)
     return subprocess.run([sys.executable, "-S", "-c", CLI, *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=60)
 
@@ -107,6 +108,19 @@ def test_a_disabled_bundled_plugin_says_it_is_disabled(run_ingest) -> None:  # t
     assert proc.stderr.endswith(
         "unknown source 'sqs' (available: file, redis-streams): "
         "the sqs plugin is disabled by INGEST_DISABLE_PLUGINS\n")
+
+
+def test_a_bundled_plugin_that_fails_to_load_says_so(
+    core_only: Path, tmp_path: Path, make_plugin,  # type: ignore[no-untyped-def]
+) -> None:
+    broken = make_plugin(dist="parquet-ingestor-sqs", version="9.9", entry="sqs",
+                         module="broken_sqs", code="raise ImportError('no module named boto3')")
+    proc = ingest_core_only(core_only, tmp_path, "--source", "sqs", "--sink", "file",
+                            "--sink-opt", "path=out", extra_path=broken)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[-1] == (
+        "ingest: error: unknown source 'sqs' (available: file): the sqs plugin of "
+        "parquet-ingestor-sqs 9.9 failed to load: ImportError: no module named boto3")
 
 
 def test_ingest_demo_with_the_core_alone_says_what_it_needs(core_only: Path, tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from .config import (
 from .demo import demo_command
 from .errors import ConfigError, IngestError
 from .options import split_pairs
-from .plugins import KINDS, Registry, get_registry, missing_hint
+from .plugins import KINDS, Registry, get_registry
 from .status import StatusLine, is_tty, summary_table
 from .units import DURATION_FORMS, SIZE_FORMS
 
@@ -269,7 +269,7 @@ def _print_plugins(registry: Registry) -> None:
         click.echo("Bundled with parquet-ingestor but not available here:")
         for bundled in missing:
             what = ", ".join(f"{kind} {name}" for kind, name in bundled.components)
-            click.echo(f"  {bundled.plugin}  ({what}): {missing_hint(bundled)}")
+            click.echo(f"  {bundled.plugin}  ({what}): {registry.missing_hint(bundled)}")
 
 
 cli.add_command(demo_command)

@@ -37,7 +37,7 @@ from .batcher import BatchLimits
 from .errors import ConfigError
 from .options import Option, parse_options
 from .pipeline import Pipeline, PipelineSettings
-from .plugins import Kind, Registry, bundled_with, missing_hint
+from .plugins import Kind, Registry, bundled_with
 from .retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -215,7 +215,7 @@ def default_encoder(registry: Registry) -> str:
 def _warn_jsonl_fallback(registry: Registry) -> None:
     """Say once per run that no encoder was chosen and Parquet is missing, so files are jsonl."""
     bundled = bundled_with("encoder", "parquet")
-    hint = f"; for Parquet: {missing_hint(bundled)}" if bundled else ""
+    hint = f"; for Parquet: {registry.missing_hint(bundled)}" if bundled else ""
     log.warning("no Parquet encoder here: writing JSON lines (.jsonl) files%s", hint)
 
 

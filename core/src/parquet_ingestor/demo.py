@@ -26,7 +26,7 @@ from typing import Any
 
 import click
 
-from .plugins import Kind, Registry, bundled_with, get_registry, missing_hint
+from .plugins import Kind, Registry, bundled_with, get_registry
 
 BUCKET = "demo-lake"
 QUEUE = "demo-events"
@@ -47,9 +47,9 @@ def missing_requirements(registry: Registry) -> list[str]:
     for kind, name in NEEDS:
         if name not in registry.components[kind]:
             bundled = bundled_with(kind, name)
-            disabled = bundled is not None and "disabled" in missing_hint(bundled)
-            missing.append(f"the {name} {kind}" + (" (disabled by INGEST_DISABLE_PLUGINS)"
-                                                   if disabled else ""))
+            why = registry.missing_hint(bundled) if bundled else ""
+            missing.append(f"the {name} {kind}" + ("" if why.startswith("it comes with")
+                                                   else f" ({why})"))
     try:
         import moto.server  # type: ignore[import-untyped]  # noqa: F401
     except ImportError:

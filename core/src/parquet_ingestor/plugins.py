@@ -55,13 +55,6 @@ def bundled_with(kind: Kind, name: str) -> Bundled | None:
     return next((b for b in BUNDLED if (kind, name) in b.components), None)
 
 
-def missing_hint(bundled: Bundled) -> str:
-    """How to get a bundled plugin the registry does not have: enable it, or install it."""
-    if bundled.plugin in disabled_plugins():
-        return f"the {bundled.plugin} plugin is disabled by INGEST_DISABLE_PLUGINS"
-    return f"it comes with {bundled.distribution} ({bundled.install()})"
-
-
 @dataclass
 class PluginInfo:
     """One plugin as ``ingest plugins`` shows it."""
@@ -152,9 +145,19 @@ class Registry:
         if spec is None:
             known = ", ".join(sorted(self.components[kind])) or "none installed"
             bundled = bundled_with(kind, name)
-            hint = f": {missing_hint(bundled)}" if bundled else ""
+            hint = f": {self.missing_hint(bundled)}" if bundled else ""
             raise ConfigError(f"unknown {kind} '{name}' (available: {known}){hint}")
         return spec
+
+    def missing_hint(self, bundled: Bundled) -> str:
+        """Why a bundled plugin's components are absent here, and what to do about it."""
+        if bundled.plugin in disabled_plugins():
+            return f"the {bundled.plugin} plugin is disabled by INGEST_DISABLE_PLUGINS"
+        info = self.plugins.get(bundled.plugin)
+        if info is not None and info.error:
+            return (f"the {bundled.plugin} plugin of {info.distribution} {info.version} failed "
+                    f"to load: {info.error}")
+        return f"it comes with {bundled.distribution} ({bundled.install()})"
 
     def missing_bundled(self) -> list[Bundled]:
         """Bundled plugins whose components this registry lacks (not installed, or disabled)."""
