@@ -35,3 +35,17 @@ def test_quick_run_reports_every_section(tmp_path: Path) -> None:
     assert results["startup"]["--help"]["imported"] == []
     assert set(results["workers"]["runs"]) == {"1", "2", "4"}
     assert "ratio ingest/limit" in proc.stdout
+
+
+@pytest.mark.timeout(120)
+def test_parquet_json_benchmark_runs(tmp_path: Path) -> None:
+    """plugins/parquet/README.md's benchmark command, on a tiny size (no timings asserted)."""
+    pytest.importorskip("pyarrow")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "plugins" / "parquet" / "benchmarks" / "bench_json.py"),
+         "2000", "--repeat", "1"],
+        capture_output=True, text=True, timeout=110,
+        env={**os.environ, "BENCH_DATA": str(tmp_path / "data")},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count(" 2000 rows ") >= 4 and "ratio" in proc.stdout
