@@ -52,7 +52,7 @@ def test_every_readme_block_is_checked() -> None:
 
 
 def test_nothing_reads_outside_the_checkout() -> None:
-    """No tracked file points at ../shared or this machine's folders."""
+    """No tracked file points at the shared folder beside the checkout or at this machine."""
     listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True)
     if listed.returncode != 0:
         pytest.skip("not a git checkout")
