@@ -1,7 +1,9 @@
 """Commit: a batch's rows to files, files to the sink, and only then ack (or nack).
 
 A flush settles every message of its batch exactly one way: written then acked; rejected to the
-error sink then acked; or nacked so the source delivers it again.
+error sink then acked; or nacked so the source delivers it again. Its files form one commit set
+(:func:`commit_set`, the one open -> write -> commit-or-abort sequence: data files, manifests
+and the error sink all go through it), and acks follow the set's commit.
 """
 
 from __future__ import annotations
@@ -10,25 +12,29 @@ import json
 import logging
 import threading
 import time
+import uuid
 from base64 import b64encode
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .batcher import Batch
-from .errors import Aborted, PartialAckError
+from .errors import Aborted, PartialAckError, PartialCommitError
 from .gcpause import gc_paused
-from .interfaces import Frame
+from .interfaces import Frame, Sink, SinkTransaction, SinkWriter, begin
 from .layout import without
 from .logs import reason_summary
 from .message import Message, Rejection
+from .retry import RetryPolicy
 
 if TYPE_CHECKING:
     from .runner import Pipeline
 
 log = logging.getLogger("parquet_ingestor")
+
+MANIFEST_SUFFIX = ".manifest.json"
 
 
 @dataclass
@@ -56,6 +62,9 @@ class FlushResult:
     nacked: int = 0
     seconds: float = 0.0
     error: str | None = None
+    #: rows of nacked messages that were committed in another file of the batch (written
+    #: again when the message is redelivered)
+    possible_duplicate_rows: int = 0
 
     @property
     def rows(self) -> int:
@@ -98,8 +107,151 @@ class CountingStream:
         self.closed = True
 
 
+@dataclass(eq=False)
+class PendingFile:
+    """One file of a commit set: its key, how to fill it, and the batch messages in it."""
+
+    key: str
+    content_type: str
+    metadata: Mapping[str, str]
+    fill: Callable[[BinaryIO], object]  # writes the whole file into the stream
+    rows: int = 0
+    messages: Sequence[int] = ()  # batch indices of the messages with rows in this file
+    sources: Sequence[int] = ()  # per row: its message's batch index
+    bytes: int = 0
+    failures: int = 0
+    error: BaseException | None = None
+    started: float = 0.0
+
+
+@dataclass
+class SetOutcome:
+    """What became of a commit set: the files committed and the files failed for good."""
+
+    commit_id: str
+    committed: list[PendingFile] = field(default_factory=list)
+    failed: list[PendingFile] = field(default_factory=list)
+
+
+def commit_set(
+    sink: Sink, files: Sequence[PendingFile], *, retry: RetryPolicy, abort: threading.Event,
+    on_retry: Callable[[], object] | None = None,
+) -> SetOutcome:
+    """Open, write and commit ``files`` as one commit set of ``sink`` (the one place that does).
+
+    Each file is opened in the set, filled and staged; a file that fails is aborted and written
+    again, up to ``retry.attempts`` tries in all, counting failed commits too. Then the set is
+    committed; files whose commit failed are written again in a new set with the same commit
+    id. Raises :class:`Aborted` (after aborting the set) when the run aborts; otherwise returns
+    which files committed and which failed for good.
+    """
+    outcome = SetOutcome(uuid.uuid4().hex)
+    pending = list(files)
+    while pending:
+        transaction = begin(sink)
+        staged: list[PendingFile] = []
+        try:
+            for file in pending:
+                (staged if _stage(transaction, file, sink, retry, abort, on_retry)
+                 else outcome.failed).append(file)
+            if abort.is_set():
+                raise Aborted("aborted before commit")
+        except BaseException:
+            _quietly(transaction.abort, "abort of a commit set")
+            raise
+        if not staged:
+            _quietly(transaction.abort, "abort of an empty commit set")
+            break
+        try:
+            transaction.commit(_summary(outcome.commit_id, staged))
+            errors: Mapping[str, BaseException] = {}
+        except PartialCommitError as exc:
+            errors = exc.errors
+        except Exception as exc:  # noqa: BLE001 - nothing of the set is visible: try again
+            _quietly(transaction.abort, "abort of a failed commit set")
+            errors = {file.key: exc for file in staged}
+        pending = []
+        for file in staged:
+            error = errors.get(file.key)
+            if error is None:
+                outcome.committed.append(file)
+                continue
+            file.failures += 1
+            file.error = error
+            (outcome.failed if file.failures >= retry.attempts or abort.is_set()
+             else pending).append(file)
+        if pending:
+            wait = retry.delay(max(file.failures for file in pending))
+            log.warning("commit of %d file(s) failed (attempt %d of %d), retrying in %.2fs: %s",
+                        len(pending), pending[0].failures, retry.attempts, wait,
+                        pending[0].error)
+            for _ in pending:
+                if on_retry is not None:
+                    on_retry()
+            if abort.wait(wait):
+                raise Aborted("aborted while retrying a commit")
+    return outcome
+
+
+def _stage(
+    transaction: SinkTransaction, file: PendingFile, sink: Sink, retry: RetryPolicy,
+    abort: threading.Event, on_retry: Callable[[], object] | None,
+) -> bool:
+    """Open, fill and stage one file, retrying; False once it failed for good."""
+    file.started = file.started or time.monotonic()
+    while True:
+        writer: SinkWriter | None = None
+        try:
+            writer = transaction.open(file.key, file.content_type, file.metadata)
+            stream = CountingStream(writer, abort)
+            file.fill(_as_binary(stream))
+            writer.commit()
+            file.bytes = stream.count
+            return True
+        except BaseException as exc:
+            if writer is not None:
+                _quietly(writer.abort, f"abort of {sink.url(file.key)}")
+            if isinstance(exc, Aborted) or not isinstance(exc, Exception):
+                raise
+            file.failures += 1
+            file.error = exc
+            if file.failures >= retry.attempts or abort.is_set():
+                return False
+            wait = retry.delay(file.failures)
+            log.warning("write %s failed (attempt %d of %d), retrying in %.2fs: %s",
+                        sink.url(file.key), file.failures, retry.attempts, wait, exc)
+            if on_retry is not None:
+                on_retry()
+            if abort.wait(wait):
+                raise Aborted(f"write {sink.url(file.key)}: aborted while retrying") from exc
+
+
+def _summary(commit_id: str, files: Sequence[PendingFile]) -> dict[str, str]:
+    messages: set[int] = set()
+    for file in files:
+        messages.update(file.messages)
+    return {
+        "ingest.commit-id": commit_id,
+        "ingest.files": str(len(files)),
+        "ingest.records": str(sum(file.rows for file in files)),
+        "ingest.messages": str(len(messages)),
+        "ingest.writer": writer_version(),
+    }
+
+
+def _quietly(action: Callable[[], object], what: str) -> None:
+    try:
+        action()
+    except Exception:  # noqa: BLE001 - cleanup must not hide the error being handled
+        log.exception("%s failed", what)
+
+
 class Committer:
     """Settles batches for a pipeline: transform, decode, lay out, write, then ack or nack.
+
+    Each flush writes its files as one commit set and acks strictly after the set committed.
+    A file that fails for good fails only the messages with rows in it (nacked); the rest of
+    the batch is acked.
 
     Threads: ``flush`` runs on the flush workers, concurrently; ``ack``/``release`` also on
     the receive loop (releasing on abort).
@@ -131,17 +283,18 @@ class Committer:
                 del transformed
             for source_index, reason in decoded.rejected:
                 rejected.setdefault(source_index, reason)
-            groups = p.layout.partition(decoded.frame, rejected, now)
-            for when, values, frame in groups:
+            files: list[PendingFile] = []
+            for when, values, frame in p.layout.partition(decoded.frame, rejected, now):
                 if rejected:
                     frame = without(frame, rejected)
                 if len(frame):
-                    self._write_group(frame, when, values, worker, batch, result)
+                    files.extend(self._plan(frame, when, values, worker, nbytes))
+            failed = self._write(files, batch, result)
         except Aborted:
             result.error = "aborted"
             self.release(batch)
             return self._finish(result, started)
-        except Exception as exc:  # noqa: BLE001 - retries exhausted or a component failed
+        except Exception as exc:  # noqa: BLE001 - a component failed: nothing was committed
             result.error = f"{type(exc).__name__}: {exc}"
             p.metrics.incr("write_failures")
             log.error("batch %d: write failed, releasing %d messages for redelivery: %s",
@@ -149,11 +302,14 @@ class Committer:
             result.nacked = self.release(batch)
             return self._finish(result, started)
 
-        done = [m for i, m in enumerate(batch) if i not in rejected] if rejected else list(batch)
         if rejected:
             self._route_rejected([Rejection(batch[i], r) for i, r in sorted(rejected.items())],
                                  result, worker)
+        if failed:
+            result.nacked += self.release([batch[i] for i in sorted(failed)])
         if not p.aborted:
+            settled = rejected.keys() | failed
+            done = [m for i, m in enumerate(batch) if i not in settled] if settled else batch
             result.acked += self.ack(done)
         return self._finish(result, started)
 
@@ -168,33 +324,34 @@ class Committer:
 
     # ---------------------------------------------------------------- files
 
-    def _write_group(
+    def _plan(
         self, frame: Frame, when: datetime, values: dict[str, Any], worker: int,
-        batch: Sequence[Message], result: FlushResult,
-    ) -> None:
+        input_bytes: int,
+    ) -> list[PendingFile]:
+        """The data files of one partition: one, or several of about ``target_file_size``."""
         rows = len(frame)
-        per_row = self._bytes_per_row or (result.input_bytes / max(1, rows)) / 2
+        per_row = self._bytes_per_row or (input_bytes / max(1, rows)) / 2
         step = self.pipeline.layout.split(rows, per_row)
-        for start in range(0, rows, step):
-            part = frame if step >= rows else frame.slice(start, min(rows, start + step))
-            info = self._write_file(part, when, values, worker, batch)
-            result.files.append(info)
+        return [
+            self._data_file(frame if step >= rows else frame.slice(start, min(rows, start + step)),
+                            when, values, worker)
+            for start in range(0, rows, step)
+        ]
 
-    def _write_file(
-        self, frame: Frame, when: datetime, values: dict[str, Any], worker: int,
-        batch: Sequence[Message],
-    ) -> FileResult:
+    def _data_file(
+        self, frame: Frame, when: datetime, values: dict[str, Any], worker: int
+    ) -> PendingFile:
         p = self.pipeline
-        started = time.monotonic()
-        key = p.layout.key(when, p.encoder.extension, values, worker)
-        message_indices = sorted(set(frame.sources))
+        encoder = p.encoder
+        key = p.layout.key(when, encoder.extension, values, worker)
+        messages = sorted(set(frame.sources))
         rows = len(frame)
-        object_meta = {"ingest-records": str(rows), "ingest-messages": str(len(message_indices))}
+        object_meta = {"ingest-records": str(rows), "ingest-messages": str(len(messages))}
         file_meta = {
             "ingest.records": str(rows),
-            "ingest.messages": str(len(message_indices)),
+            "ingest.messages": str(len(messages)),
             "ingest.partition_time": when.isoformat(),
-            "ingest.writer": f"parquet-ingestor {_version()}",
+            "ingest.writer": writer_version(),
         }
         time_field = p.settings.event_time_field
         if time_field:
@@ -202,59 +359,80 @@ class Committer:
             if span:
                 file_meta["ingest.min_event_time"] = span[0].isoformat()
                 file_meta["ingest.max_event_time"] = span[1].isoformat()
-        url = p.sink.url(key)
 
-        def attempt() -> int:
-            writer = p.sink.open(key, p.encoder.content_type, object_meta)
-            stream = CountingStream(writer, p.abort_event)
-            try:
-                file_writer = p.encoder.open(_as_binary(stream), frame)
-                file_writer.write(frame)
-                file_writer.close(file_meta)
-                writer.commit()
-            except BaseException:
-                try:
-                    writer.abort()
-                except Exception:  # noqa: BLE001
-                    log.exception("abort of %s failed", url)
-                raise
-            return stream.count
+        def fill(stream: BinaryIO) -> None:
+            file_writer = encoder.open(stream, frame)
+            file_writer.write(frame)
+            file_writer.close(file_meta)
 
-        nbytes = p.settings.write_retry.call(
-            attempt, what=f"write {url}", abort=p.abort_event,
-            on_retry=lambda n, exc: p.metrics.incr("write_retries"),
-        )
-        if p.settings.manifest:
-            self._write_manifest(key, [batch[i].id for i in message_indices])
-        seconds = time.monotonic() - started
+        return PendingFile(key, encoder.content_type, object_meta, fill, rows, messages,
+                           frame.sources)
+
+    def _write(
+        self, files: list[PendingFile], batch: Sequence[Message], result: FlushResult
+    ) -> set[int]:
+        """Write the data files (and manifests) as commit sets; the batch indices of the
+        messages that must be nacked because a file holding one of their rows failed."""
+        if not files:
+            return set()
+        p = self.pipeline
+        outcome = commit_set(p.sink, files, **self._retrying())
+        failed_files = list(outcome.failed)
+        committed = outcome.committed
+        if committed and p.settings.manifest:
+            written = commit_set(p.sink, [self._manifest(f, batch) for f in committed],
+                                 **self._retrying())
+            broken = {f.key.removesuffix(MANIFEST_SUFFIX) for f in written.failed}
+            failed_files += [f for f in committed if f.key in broken]
+            committed = [f for f in committed if f.key not in broken]
+        failed: set[int] = set()
+        for file in failed_files:
+            failed.update(file.messages)
+        for file in failed_files:
+            error = f"{type(file.error).__name__}: {file.error}"
+            result.error = result.error or error
+            p.metrics.incr("write_failures")
+            log.error("batch %d: %s failed for good, releasing its %d messages for "
+                      "redelivery: %s", result.batch_id, p.sink.url(file.key),
+                      len(file.messages), error)
+        if failed and committed:
+            # rows of a nacked message already committed in another file: written again on
+            # redelivery (docs/guarantees.md, "A file that fails")
+            again = sum(1 for f in committed for src in f.sources if src in failed)
+            result.possible_duplicate_rows = again
+            p.metrics.incr("possible_duplicate_rows", again)
+        done = time.monotonic()
+        for file in committed:
+            self._written(file, done - file.started, result)
+        return failed
+
+    def _retrying(self) -> dict[str, Any]:
+        p = self.pipeline
+        return {"retry": p.settings.write_retry, "abort": p.abort_event,
+                "on_retry": lambda: p.metrics.incr("write_retries")}
+
+    def _manifest(self, file: PendingFile, batch: Sequence[Message]) -> PendingFile:
+        """``KEY.manifest.json``: the source message ids of every row in a committed file."""
+        body = json.dumps({"file": file.key,
+                           "message_ids": [batch[i].id for i in file.messages]}).encode()
+        return PendingFile(file.key + MANIFEST_SUFFIX, "application/json", {},
+                           lambda stream: stream.write(body), 0, file.messages)
+
+    def _written(self, file: PendingFile, seconds: float, result: FlushResult) -> None:
+        p = self.pipeline
+        rows, nbytes, url = file.rows, file.bytes, p.sink.url(file.key)
         self._bytes_per_row = (nbytes / rows) if not self._bytes_per_row else (
             0.7 * self._bytes_per_row + 0.3 * nbytes / rows)
-        info = FileResult(key, url, rows, nbytes, len(message_indices), seconds)
+        info = FileResult(file.key, url, rows, nbytes, len(file.messages), seconds)
+        result.files.append(info)
         p.files.append(info)
         p.metrics.incr("files_written")
         p.metrics.incr("rows_written", rows)
         p.metrics.incr("bytes_written", nbytes)
-        p.metrics.incr("messages_written", len(message_indices))
+        p.metrics.incr("messages_written", len(file.messages))
         log.info("wrote %s", url, extra={"event": "file_written", "url": url, "rows": rows,
-                 "bytes": nbytes, "messages": len(message_indices),
+                 "bytes": nbytes, "messages": len(file.messages),
                  "duration": round(seconds, 4)})
-        return info
-
-    def _write_manifest(self, key: str, message_ids: list[str]) -> None:
-        p = self.pipeline
-        body = json.dumps({"file": key, "message_ids": message_ids}).encode()
-        manifest_key = key + ".manifest.json"
-
-        def attempt() -> None:
-            writer = p.sink.open(manifest_key, "application/json", {})
-            try:
-                writer.write(body)
-                writer.commit()
-            except BaseException:
-                writer.abort()
-                raise
-
-        p.settings.write_retry.call(attempt, what=f"write {manifest_key}", abort=p.abort_event)
 
     # ---------------------------------------------------------------- settle
 
@@ -286,26 +464,19 @@ class Committer:
             result.acked += self.ack(messages)
 
     def _write_errors(self, rejections: list[Rejection], worker: int) -> None:
+        """One JSON-lines file of the rejected messages in the error sink; raises if it failed."""
         p = self.pipeline
         assert p.error_sink is not None
         sink = p.error_sink
         now = datetime.now(UTC)
         lines = b"".join(error_record(r, now, p.names.get("source", "")) for r in rejections)
         key = p.layout.error_key(now, worker)
-
-        def attempt() -> None:
-            writer = sink.open(key, "application/x-ndjson",
-                               {"ingest-records": str(len(rejections))})
-            try:
-                writer.write(lines)
-                writer.commit()
-            except BaseException:
-                writer.abort()
-                raise
-
-        p.settings.write_retry.call(
-            attempt, what=f"write {sink.url(key)}", abort=p.abort_event,
-            on_retry=lambda n, exc: p.metrics.incr("write_retries"))
+        file = PendingFile(key, "application/x-ndjson", {"ingest-records": str(len(rejections))},
+                           lambda stream: stream.write(lines), len(rejections))
+        outcome = commit_set(sink, [file], **self._retrying())
+        if outcome.failed:
+            assert file.error is not None
+            raise file.error
         log.info("wrote %d rejected messages to %s", len(rejections), sink.url(key))
 
     def ack(self, messages: Sequence[Message]) -> int:
@@ -396,7 +567,8 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _version() -> str:
+def writer_version() -> str:
+    """``parquet-ingestor X.Y.Z``: the ``ingest.writer`` of files and commit sets."""
     from . import __version__
 
-    return __version__
+    return f"parquet-ingestor {__version__}"

@@ -22,7 +22,7 @@ from typing import Any
 from .batcher import Batcher
 from .commit import Committer, FileResult, FlushResult
 from .errors import ConfigError
-from .interfaces import Encoder, RunContext, Sink, Source, Transformer
+from .interfaces import Encoder, RunContext, Sink, SinkRequirements, Source, Transformer
 from .layout import Layout
 from .message import Message
 from .metrics import Metrics
@@ -157,7 +157,8 @@ class Pipeline:
 
     def _start_components(self, context: RunContext, source: bool = True) -> None:
         """Start sinks first and the source last, so a bad sink (missing bucket) fails the run
-        before any message is received; if one fails, close what was already started."""
+        before any message is received; hand the sink's requirements (a table's schema) to the
+        encoder; if anything fails, close what was already started."""
         started: list[Any] = []
         order = [self.error_sink, self.sink, self.encoder, self.transformer]
         try:
@@ -166,15 +167,26 @@ class Pipeline:
                 if callable(start):
                     start(context)
                 started.append(component)
+                if component is self.encoder:
+                    self._require()
         except BaseException:
             for component in started:
-                close = getattr(component, "close", None)
-                if callable(close):
-                    try:
-                        close()
-                    except Exception:  # noqa: BLE001
-                        log.exception("closing %s failed", type(component).__name__)
+                self._close(component)
             raise
+
+    def _require(self) -> None:
+        """Pass the sink's :class:`SinkRequirements` (if any) to the encoder's ``require``."""
+        requirements = getattr(self.sink, "requirements", None)
+        needs: SinkRequirements | None = requirements() if callable(requirements) else None
+        if needs is None:
+            return
+        require = getattr(self.encoder, "require", None)
+        if not callable(require):
+            raise ConfigError(
+                f"sink '{self.names.get('sink', type(self.sink).__name__)}' requires a schema "
+                f"and partitioning that encoder "
+                f"'{self.names.get('encoder', type(self.encoder).__name__)}' cannot write")
+        require(needs)
 
     def _join(self, threads: list[threading.Thread]) -> None:
         """Wait for the workers to drain; once aborted (even mid-wait) give them 2 s at most."""
@@ -267,12 +279,18 @@ class Pipeline:
                             self._commit.release(dropped)
 
     def _close_components(self) -> None:
-        for component in (self.source, self.sink, self.error_sink):
-            if component is None:
-                continue
+        """Close everything after a run (or a validate): source, sinks, encoder, transformer."""
+        for component in (self.source, self.sink, self.error_sink, self.encoder,
+                          self.transformer):
+            self._close(component)
+
+    @staticmethod
+    def _close(component: Any) -> None:
+        close = getattr(component, "close", None)
+        if callable(close):
             try:
-                component.close()
-            except Exception:  # noqa: BLE001
+                close()
+            except Exception:  # noqa: BLE001 - close the others anyway
                 log.exception("closing %s failed", type(component).__name__)
 
     # ---------------------------------------------------------------- flush
