@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from .commit import CountingStream, FileResult, FlushResult, error_record
 from .layout import OVERFLOW
-from .runner import SWITCH_INTERVAL, Pipeline
+from .runner import Pipeline
 from .settings import PipelineSettings
+from .tuning import SWITCH_INTERVAL
 
 __all__ = [
     "OVERFLOW", "SWITCH_INTERVAL", "CountingStream", "FileResult", "FlushResult", "Pipeline",

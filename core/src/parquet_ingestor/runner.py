@@ -9,12 +9,11 @@ Each flush worker hands its batch to :class:`~parquet_ingestor.commit.Committer`
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import queue
-import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from operator import attrgetter
 from typing import Any
@@ -26,17 +25,16 @@ from .interfaces import Encoder, RunContext, Sink, SinkRequirements, Source, Tra
 from .layout import Layout
 from .message import Message
 from .metrics import Metrics
+from .plugins import call_each
 from .settings import PipelineSettings
+from .tuning import tuned
 
 log = logging.getLogger("parquet_ingestor")
 
-#: GIL switch interval while a pipeline runs (CPython's default is 5 ms). Flush threads that
-#: hold the GIL for Python work (transformers, dicts -> Arrow) hand it back and forth less, and
-#: each keeps its batch in cache: +10-20% records per CPU-second for a per-message transformer,
-#: +20% for the SQS source (docs/performance.md). I/O waits still release the GIL at once.
-SWITCH_INTERVAL = 0.02
-
 _BODY = attrgetter("body")
+
+#: How many recent files ``Pipeline.files`` keeps.
+RECENT_FILES = 1000
 
 
 class Pipeline:
@@ -67,7 +65,9 @@ class Pipeline:
         self.settings = settings or PipelineSettings()
         self.names = dict(names or {})
         self.metrics = Metrics()
-        self.files: list[FileResult] = []
+        #: the most recent files written (at most RECENT_FILES: a long run must not grow it;
+        #: totals are in ``metrics``, every file in the ``ingest_batch_flushed`` hook)
+        self.files: deque[FileResult] = deque(maxlen=RECENT_FILES)
         self.layout = Layout(self.settings)
         self._hooks = hooks
         self._stop = threading.Event()
@@ -99,13 +99,13 @@ class Pipeline:
         return self._abort
 
     def call_hook(self, name: str, **kwargs: Any) -> None:
-        """Call an observer hook; an observer that raises is logged, never breaks the run."""
+        """Call each implementation of an observer hook on its own: one that raises is logged,
+        and neither breaks the run nor silences the others."""
         if self._hooks is None:
             return
-        try:
-            getattr(self._hooks, name)(pipeline=self, **kwargs)
-        except Exception:  # noqa: BLE001 - an observer must never break the run
-            log.exception("observer hook %s failed", name)
+        caller = getattr(self._hooks, name, None)
+        if caller is not None:
+            call_each(caller, pipeline=self, **kwargs)
 
     # ---------------------------------------------------------------- run
 
@@ -118,24 +118,21 @@ class Pipeline:
         ]
         for thread in threads:
             thread.start()
-        old_threshold = gc.get_threshold()
-        gc.set_threshold(max(old_threshold[0], 50_000), old_threshold[1], old_threshold[2])
-        old_switch = sys.getswitchinterval()
-        sys.setswitchinterval(max(old_switch, SWITCH_INTERVAL))
         self.call_hook("ingest_pipeline_started")
         batcher = Batcher(self.settings.batch)
         try:
-            self._receive_loop(batcher)
+            with tuned():
+                try:
+                    self._receive_loop(batcher)
+                finally:
+                    if not self._abort.is_set() and len(batcher):
+                        self._submit(batcher.take())
+                    elif len(batcher):
+                        self._commit.release(batcher.take())
+                    for _ in threads:
+                        self._put(None, force=True)
+                    self._join(threads)
         finally:
-            if not self._abort.is_set() and len(batcher):
-                self._submit(batcher.take())
-            elif len(batcher):
-                self._commit.release(batcher.take())
-            for _ in threads:
-                self._put(None, force=True)
-            self._join(threads)
-            gc.set_threshold(*old_threshold)
-            sys.setswitchinterval(old_switch)
             self._close_components()
             self.call_hook("ingest_pipeline_stopped", metrics=self.metrics)
         return self.metrics
