@@ -26,6 +26,7 @@ import io
 import json
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from .message import Message
 from .pipeline import FileResult, Pipeline, PipelineSettings
 from .plugins import Registry, build_registry
 from .records import JsonLines, RecordList
+from .redelivery import HeldMessages
 
 # ------------------------------------------------------------------------ in-memory parts
 
@@ -46,14 +48,16 @@ from .records import JsonLines, RecordList
 class MemorySource(BaseSource):
     """A finite source over a list of bodies that records every ack and nack.
 
-    Nacked messages are delivered again up to ``redeliver`` times (0: never), so a run that
-    rejects messages without an error sink still ends.
+    Nacked messages are delivered again (after the nack's delay) up to ``redeliver`` times
+    (0: never), so a run that rejects messages without an error sink still ends. Its
+    bookkeeping is :class:`~parquet_ingestor.redelivery.HeldMessages`, as in real sources.
     """
 
     def __init__(self, bodies: Iterable[bytes | str] = (), redeliver: int = 0) -> None:
         self.messages = [Message(f"m{i}", b if isinstance(b, bytes) else b.encode(), {"n": i})
                          for i, b in enumerate(bodies)]
-        self._pending = list(self.messages)
+        self._pending = deque(self.messages)
+        self._held = HeldMessages()
         self._lock = threading.Lock()
         self.redeliver = redeliver
         self.acked: list[Message] = []
@@ -63,13 +67,18 @@ class MemorySource(BaseSource):
         self.closed = 0
 
     def receive(self, max_messages: int, timeout: float) -> Sequence[Message]:
+        out = self._held.due(max_messages)
         with self._lock:
-            out, self._pending = self._pending[:max_messages], self._pending[max_messages:]
+            while self._pending and len(out) < max_messages:
+                message = self._pending.popleft()
+                self._held.lease([message])
+                out.append(message)
             for m in out:
                 self.deliveries[m.id] = self.deliveries.get(m.id, 0) + 1
         return out
 
     def ack(self, messages: Sequence[Message]) -> None:
+        self._held.settle(messages)
         with self._lock:
             self.acked.extend(messages)
             self.events.extend(("ack", m.id) for m in messages)
@@ -78,15 +87,20 @@ class MemorySource(BaseSource):
         with self._lock:
             self.nacked.extend(messages)
             self.events.extend(("nack", m.id) for m in messages)
-            self._pending.extend(m for m in messages if self.deliveries[m.id] <= self.redeliver)
+            again = [m for m in messages if self.deliveries[m.id] <= self.redeliver]
+        self._held.forget(m for m in messages if self.deliveries[m.id] > self.redeliver)
+        self._held.nack(again, delay)
 
     @property
     def exhausted(self) -> bool:
         with self._lock:
-            return not self._pending
+            return not self._pending and self._held.next_due() is None
 
     def close(self) -> None:
-        self.closed += 1
+        released = self._held.release()
+        with self._lock:
+            self._pending.extendleft(reversed(released))
+            self.closed += 1
 
 
 class RecordingSource:
