@@ -78,11 +78,10 @@ def check(tmp_path: Path, option: str) -> subprocess.CompletedProcess[str]:
         "@hookimpl\n"
         "def ingest_register_sinks(register):\n"
         f"    register('collide', 'x:y', options=[Option({option!r}, 'size')])\n")
-    code = ("import sys; sys.path.insert(0, %r)\n"
+    code = (f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
             "import collide_plugin, parquet_ingestor.plugins as p\n"
             "p._default = p.build_registry([('collide', collide_plugin)])\n"
-            "from parquet_ingestor.cli import main; main(['plugins', '--check'])\n"
-            % str(tmp_path))
+            "from parquet_ingestor.cli import main; main(['plugins', '--check'])\n")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
 
