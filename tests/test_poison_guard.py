@@ -10,7 +10,8 @@ from parquet_ingestor.poison import PoisonGuard
 
 
 def reject(guard: PoisonGuard, *messages: Message) -> tuple[list[str], list[tuple[str, float]]]:
-    again, poison = guard.sort([Rejection(m, "ValueError: bad body 'secret'") for m in messages])
+    again, poison, _ = guard.sort([Rejection(m, "ValueError: bad body 'secret'")
+                                   for m in messages])
     return [m.id for m in again], [(m.id, d) for m, d in poison]
 
 
@@ -39,6 +40,13 @@ def test_the_sources_own_count_wins() -> None:
     assert reject(guard, Message("m", b"", deliveries=4)) == (["m"], [])
     assert reject(guard, Message("m", b"", deliveries=7)) == ([], [("m", 4.0)])
     assert guard.deliveries(Message("m", b"", deliveries=9)) == 9
+
+
+def test_new_poison_messages_are_counted_once() -> None:
+    guard = PoisonGuard(1)
+    message = Message("p", b"")
+    assert guard.sort([Rejection(message, "bad")])[2] == 1
+    assert guard.sort([Rejection(message, "bad")])[2] == 0
 
 
 def test_no_limit_never_poisons_and_memory_is_bounded() -> None:

@@ -46,11 +46,13 @@ class PoisonGuard:
         return max(message.deliveries or 0, counted)
 
     def sort(self, rejections: Sequence[Rejection]) -> tuple[list[Message],
-                                                             list[tuple[Message, float]]]:
+                                                             list[tuple[Message, float]], int]:
         """Count one more rejection of each message; return (messages to give back as usual,
-        poison messages with their redelivery delay). Logs each poison message once."""
+        poison messages with their redelivery delay, how many of those are new). Logs each
+        poison message once."""
         again: list[Message] = []
         poison: list[tuple[Message, float]] = []
+        new = 0
         limit = self.max_deliveries
         with self._lock:
             for rejection in rejections:
@@ -65,6 +67,7 @@ class PoisonGuard:
                 poison.append((message, delay))
                 if message.id not in self._poison:
                     self._poison[message.id] = None
+                    new += 1
                     log.error("message %s rejected on delivery %d (--max-deliveries %d) and "
                               "there is no error sink: it goes back to the source with growing "
                               "delays and the run will exit 1; last reason: %s",
@@ -73,7 +76,7 @@ class PoisonGuard:
                 self._rejections.popitem(last=False)
             while len(self._poison) > self.capacity:
                 self._poison.popitem(last=False)
-        return again, poison
+        return again, poison, new
 
     def is_poison(self, message: Message) -> bool:
         with self._lock:
