@@ -14,7 +14,7 @@ TOML values from a config file; :func:`parse_options` turns both into typed valu
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -34,7 +34,8 @@ class Option:
     ``duration`` takes ``30s`` (parsed to seconds), ``list`` takes ``a,b,c`` and ``map`` takes
     ``k=v,k2=v2``. ``secret`` options (passwords, tokens) are never printed back: not by
     ``ingest plugins`` (listed as ``secret``), not in ``--json`` (``"secret": true``, no
-    default), not in error messages (the value shows as ``****``).
+    default), not in error messages (the value shows as ``****``). ``check`` validates a
+    parsed value further (raise ``ValueError`` with the reason), wherever the value comes from.
     """
 
     name: str
@@ -46,6 +47,7 @@ class Option:
     min: float | None = None
     max: float | None = None
     secret: bool = False
+    check: Callable[[Any], object] | None = None
 
     def describe(self) -> str:
         """One line for ``ingest plugins`` and ``--help``."""
@@ -80,6 +82,12 @@ class Option:
                 raise ConfigError(f"{label}: {shown} is below the minimum {_num(self.min)}")
             if self.max is not None and parsed > self.max:
                 raise ConfigError(f"{label}: {shown} is above the maximum {_num(self.max)}")
+        if self.check is not None and parsed is not None:
+            try:
+                self.check(parsed)
+            except ValueError as exc:
+                detail = "not a valid value" if self.secret else str(exc)
+                raise ConfigError(f"{label}: {detail}") from None
         return parsed
 
     def masked(self, value: Any) -> Any:
