@@ -195,6 +195,11 @@ def _run(pipeline: Any, values: dict[str, Any], early: list[int] | None = None) 
     if failed:
         log.error("%d messages could not be written nor routed to an error sink", len(failed))
         return 1
+    if pipeline.poisoned:
+        log.error("%d message(s) rejected on %d deliveries or more went back to the source "
+                  "unwritten (no --error-sink); they are still there", pipeline.poisoned,
+                  pipeline.settings.max_deliveries)
+        return 1
     return 0
 
 

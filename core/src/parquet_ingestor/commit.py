@@ -443,11 +443,17 @@ class Committer:
         messages = [r.message for r in rejections]
         result.rejected = len(rejections)
         p.metrics.incr("rejected", len(rejections))
-        for r in rejections[:5]:
+        fresh = [r for r in rejections if not p.poison.is_poison(r.message)]
+        for r in fresh[:5]:  # a poison message is logged once, by the guard
             log.warning("rejected message %s: %s", r.message.id, reason_summary(r.reason))
             log.debug("rejected message %s: %s", r.message.id, r.reason)
         if p.error_sink is None:
-            result.nacked += self.release(messages)
+            again, poison, new = p.poison.sort(rejections)
+            result.nacked += self.release(again)
+            for delay in sorted({d for _, d in poison}):  # growing delays, never a hot loop
+                result.nacked += self.release([m for m, d in poison if d == delay], delay)
+            if new:
+                p.metrics.incr("poisoned", new)
             p.call_hook("ingest_messages_rejected", rejections=rejections, destination="source")
             return
         try:
@@ -462,6 +468,7 @@ class Committer:
                     destination="error-sink")
         if not p.aborted:
             result.acked += self.ack(messages)
+            p.poison.settled(messages)
 
     def _write_errors(self, rejections: list[Rejection], worker: int) -> None:
         """One JSON-lines file of the rejected messages in the error sink; raises if it failed."""
@@ -511,13 +518,13 @@ class Committer:
         p.metrics.progress()
         return acked
 
-    def release(self, messages: Sequence[Message]) -> int:
+    def release(self, messages: Sequence[Message], delay: float | None = None) -> int:
         """Give messages back to the source (nack) so they are delivered again."""
         if not messages:
             return 0
         p = self.pipeline
         try:
-            p.source.nack(messages)
+            p.source.nack(messages, delay)
         except Exception as exc:  # noqa: BLE001 - they come back when their lease lapses anyway
             log.warning("nack of %d messages failed (they return when their lease lapses): %s",
                         len(messages), exc)
