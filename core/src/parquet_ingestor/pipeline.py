@@ -190,6 +190,7 @@ class Pipeline:
         self._busy_lock = threading.Lock()
         self._batch_ids = iter(range(1, 1 << 62))
         self._bytes_per_row = 0.0
+        self._source_stopped = False
         self.stopped_reason = ""
 
     # ---------------------------------------------------------------- control
@@ -295,7 +296,7 @@ class Pipeline:
         settings = self.settings
         idle_since = time.monotonic()
         failures = 0
-        while not self._stop.is_set():
+        while not self._stop.is_set() or self._source_draining():
             timeout = max(0.0, min(settings.poll_interval, batcher.time_left()))
             try:
                 messages = self.source.receive(settings.receive_max, timeout)
@@ -328,10 +329,10 @@ class Pipeline:
                     if len(batcher):
                         self._submit(batcher.take())
                     elif self._idle() and self.source.exhausted:
-                        self.stopped_reason = "drained"
+                        self.stopped_reason = "stopped" if self._stop.is_set() else "drained"
                         return
                     else:
-                        self._stop.wait(0.02)
+                        self._abort.wait(0.02)
                     continue
                 idle = settings.exit_when_idle
                 if idle is not None and now - idle_since >= idle and self._idle():
@@ -341,6 +342,17 @@ class Pipeline:
                     self.stopped_reason = "idle"
                     return
         self.stopped_reason = "aborted" if self._abort.is_set() else "stopped"
+
+    def _source_draining(self) -> bool:
+        """After stop(): a source that cannot redeliver (it has ``stop_reading``, like stdin)
+        stops reading and is received from until exhausted, so no line it read is lost."""
+        stop_reading = getattr(self.source, "stop_reading", None)
+        if self._abort.is_set() or not callable(stop_reading):
+            return False
+        if not self._source_stopped:
+            self._source_stopped = True
+            stop_reading()
+        return True
 
     def _idle(self) -> bool:
         with self._busy_lock:
