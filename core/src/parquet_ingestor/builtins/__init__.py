@@ -16,6 +16,11 @@ FILE_SOURCE_OPTIONS = (
            help="JSON-lines file, directory, or glob (gzip files too); '-' reads stdin"),
     Option("max_deliveries", "int", default=3, min=1,
            help="times a nacked line is re-delivered before the run reports it failed"),
+    Option("read_ahead", "size", default="4MiB", min=1,
+           help="bytes of stdin read ahead of the pipeline (bounds memory with slow sinks)"),
+    Option("spill", default="ingest-unwritten-{time}-{pid}.jsonl",
+           help="file that lines read but not written (abort, failures) are saved to, "
+                "{time} and {pid} filled in; the log names it"),
 )
 JSON_OPTIONS = (
     Option("schema", help="JSON file mapping column -> Arrow type, e.g. {\"user_id\": \"int64\"}"),
