@@ -46,6 +46,10 @@ SWITCH_INTERVAL = 0.02
 
 OVERFLOW = "__overflow__"
 
+#: seconds an abort waits for commits already under way (an S3 upload completing) before the
+#: source is closed and releases what it holds
+ABORT_COMMIT_GRACE = 10.0
+
 
 @dataclass(frozen=True)
 class PipelineSettings:
@@ -123,10 +127,17 @@ class CountingStream:
         self._abort = abort
         self.count = 0
         self.closed = False
+        self._stopped = False
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         if self._abort.is_set():
-            raise Aborted("aborted during write")
+            if not self._stopped:
+                self._stopped = True
+                raise Aborted("aborted during write")
+            # already stopped: later writes (an encoder's buffered stream flushing as it is
+            # destroyed) are dropped quietly, so Arrow prints no "Error ignored" traceback;
+            # the commit is refused anyway
+            return len(data) if not isinstance(data, memoryview) else data.nbytes
         self._inner.write(data)
         n = len(data) if not isinstance(data, memoryview) else data.nbytes
         self.count += n
@@ -191,6 +202,8 @@ class Pipeline:
         self._batch_ids = iter(range(1, 1 << 62))
         self._bytes_per_row = 0.0
         self._source_stopped = False
+        self._commit_lock = threading.Lock()
+        self._committing = 0
         self.stopped_reason = ""
 
     # ---------------------------------------------------------------- control
@@ -282,15 +295,41 @@ class Pipeline:
             raise
 
     def _join(self, threads: list[threading.Thread]) -> None:
-        """Wait for the workers to drain; once aborted (even mid-wait) give them 2 s at most."""
+        """Wait for the workers to drain; once aborted (even mid-wait) give them 2 s at most,
+        or up to ABORT_COMMIT_GRACE while a commit is in flight: the source is closed (which
+        releases what it holds) only after the commits end, so nothing is both released and
+        committed."""
         deadline: float | None = None
         for thread in threads:
             while thread.is_alive():
                 if self._abort.is_set():
                     deadline = deadline or time.monotonic() + 2.0
-                    if time.monotonic() >= deadline:
+                    if time.monotonic() >= deadline and not self._commits_running():
+                        return
+                    if time.monotonic() >= deadline - 2.0 + ABORT_COMMIT_GRACE:
+                        log.warning("%d commits still running %gs after the abort; their "
+                                    "messages may be written and delivered again",
+                                    self._committing, ABORT_COMMIT_GRACE)
                         return
                 thread.join(0.1)
+
+    def _commits_running(self) -> int:
+        with self._commit_lock:  # pairs with the check in _commit: no commit starts unseen
+            return self._committing
+
+    def _commit(self, writer: Any) -> None:
+        """Commit, unless the run was aborted: checked under the lock the abort path waits on,
+        so a commit either starts before the abort (and the source is closed after it ends) or
+        never starts."""
+        with self._commit_lock:
+            if self._abort.is_set():
+                raise Aborted("aborted before commit")
+            self._committing += 1
+        try:
+            writer.commit()
+        finally:
+            with self._commit_lock:
+                self._committing -= 1
 
     def _receive_loop(self, batcher: Batcher) -> None:
         settings = self.settings
@@ -452,8 +491,9 @@ class Pipeline:
         if rejected:
             self._route_rejected([Rejection(batch[i], r) for i, r in sorted(rejected.items())],
                                  result, worker)
-        if not self._abort.is_set():
-            result.acked += self._ack(done)
+        # written (committed) messages are acknowledged even after an abort: released, they
+        # would be written again
+        result.acked += self._ack(done)
         return self._finish(result, started)
 
     def _finish(self, result: FlushResult, started: float) -> FlushResult:
@@ -551,7 +591,7 @@ class Pipeline:
                 file_writer = self.encoder.open(_as_binary(stream), frame)
                 file_writer.write(frame)
                 file_writer.close(file_meta)
-                writer.commit()
+                self._commit(writer)
             except BaseException:
                 try:
                     writer.abort()
@@ -588,7 +628,7 @@ class Pipeline:
             writer = self.sink.open(manifest_key, "application/json", {})
             try:
                 writer.write(body)
-                writer.commit()
+                self._commit(writer)
             except BaseException:
                 writer.abort()
                 raise
@@ -622,8 +662,7 @@ class Pipeline:
         self.metrics.incr("errors_written", len(rejections))
         self._call_hook("ingest_messages_rejected", rejections=rejections,
                         destination="error-sink")
-        if not self._abort.is_set():
-            result.acked += self._ack(messages)
+        result.acked += self._ack(messages)  # written to the error sink, even if aborted since
 
     def _write_errors(self, rejections: list[Rejection], worker: int) -> None:
         assert self.error_sink is not None
@@ -637,7 +676,7 @@ class Pipeline:
                                {"ingest-records": str(len(rejections))})
             try:
                 writer.write(lines)
-                writer.commit()
+                self._commit(writer)
             except BaseException:
                 writer.abort()
                 raise
