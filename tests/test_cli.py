@@ -33,7 +33,8 @@ def stdin_ingest(out: Path, *extra: str, pythonpath: Sequence[Path] = (),
         return subprocess.Popen(
             [sys.executable, "-c", CLI, "--source", "file", "--source-opt", "path=-",
              "--sink", sink, "--sink-opt", f"path={out}", "--encoder", "jsonl", *extra],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err, env=env)
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err, env=env,
+            cwd=out.parent)  # where a spill file of unwritten lines would go
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 20) -> bool:

@@ -160,3 +160,70 @@ def test_abort_saves_unwritten_lines_to_the_spill_file(
     # nothing lost; a line may be in both only if its file committed as the abort came
     assert set(written) | set(spilled) == set(range(LINES))
     assert len(written) == len(set(written))
+
+
+# A file sink whose writes are slow (and say when the first one began): an abort lands while
+# the Parquet encoder is writing.
+SLOW_WRITE_SINK = """
+import time
+from parquet_ingestor.builtins.file_sink import FileSink
+from parquet_ingestor.hookspecs import hookimpl
+from parquet_ingestor.options import Option
+
+
+class SlowWriteSink(FileSink):
+    def open(self, key, content_type, metadata):
+        writer = super().open(key, content_type, metadata)
+        write = writer.write
+        marker = self.root.parent / "writing"
+
+        def slow_write(data):
+            marker.touch()
+            time.sleep(0.3)
+            return write(data)
+
+        writer.write = slow_write
+        return writer
+
+
+@hookimpl
+def ingest_register_sinks(register):
+    register("slowwrite", SlowWriteSink, options=[Option("path", required=True)])
+"""
+
+
+@pytest.mark.timeout(200)
+def test_second_ctrl_c_during_a_parquet_write_prints_no_traceback(
+    tmp_path: Path, make_plugin: Callable[..., Path],
+) -> None:
+    pytest.importorskip("parquet_ingestor_parquet")
+    site = make_plugin(dist="slow-write", entry="slowwrite", code=SLOW_WRITE_SINK)
+    source = tmp_path / "in.jsonl"  # ~10 MB of Parquet: many buffered writes
+    source.write_bytes(b"".join(json.dumps({"id": i, "pad": os.urandom(48).hex()}).encode()
+                                + b"\n" for i in range(100_000)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
+    env["PYTHONPATH"] = str(site)
+    with (tmp_path / "stderr").open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CLI, "--source", "file", "--source-opt", f"path={source}",
+             "--sink", "slowwrite", "--sink-opt", f"path={tmp_path / 'out'}",
+             "--encoder", "parquet", "--encoder-opt", "row_group_size=100"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=env,
+            cwd=tmp_path)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "writing").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, (
+            (tmp_path / "stderr").read_text()[-3000:])
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(1.2)
+    proc.send_signal(signal.SIGINT)
+    code = proc.wait(60)
+    err_text = (tmp_path / "stderr").read_text()
+
+    assert code == 130, err_text[-3000:]
+    assert "Traceback" not in err_text and "Error ignored" not in err_text, err_text[-3000:]
+    loud = [line for line in err_text.splitlines() if " INFO " not in line]
+    assert len(loud) == 2, loud  # the abort, and where the unwritten lines were saved
+    assert "second SIGINT: aborting" in loud[0]
+    assert "lines read but not written were saved to" in loud[1]

@@ -55,6 +55,7 @@ class FileSource(BaseSource):
         self.files = ["-"] if path == "-" else self._expand(path)
         self.failed: list[Message] = []
         self.spilled = 0  # lines saved to the spill file by close()
+        self.unwritten: list[Message] = []  # lines read and not written, found by close()
         self._held: dict[str, Message] = {}  # delivered, neither acked nor nacked yet
         self._stopping = threading.Event()
         self._position = ("", 0)  # the file being read and the lines read from it
@@ -234,30 +235,33 @@ class FileSource(BaseSource):
         if self._closed:
             return
         self._closed = True
-        if self._retry:
-            log.error("%d nacked lines were not delivered again before the run stopped",
-                      len(self._retry))
-            self.failed.extend(self._retry)
-            self._retry.clear()
+        self.failed.extend(self._retry)  # given back, not delivered again before the stop
+        self._retry.clear()
         self._stopping.set()
         unwritten: list[Message] = [*self.failed, *self._held.values()]  # disjoint
         partial = b""
         if self._stdin is not None:
             rest, partial = self._stdin.close()
             unwritten += rest
-        elif self._cursor < len(self._block):
-            unwritten += self._block[self._cursor:]
+        elif self._cursor < len(self._block):  # still in its file: say where delivery stopped
+            log.warning("not delivered: %s and the lines after it", self._block[self._cursor].id)
         self._block, self._cursor = [], 0
         if self._open_file is not None and self._stdin is None:
             self._lines.close()
-        if unwritten or partial:
-            self._spill(unwritten, partial)
+        self.unwritten = unwritten + ([Message("stdin:partial", partial)] if partial else [])
+        if self.unwritten:
+            self._spill(self.unwritten, bool(partial))
 
-    def _spill(self, messages: list[Message], partial: bytes) -> None:
-        """Save unwritten lines, one per line as they were read, and say where."""
-        path = self.spill or "ingest-unwritten-{time}-{pid}.jsonl"
-        path = path.format(time=datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"), pid=os.getpid())
-        bodies = [m.body for m in messages] + ([partial] if partial else [])
+    def _spill(self, messages: list[Message], partial: bool) -> None:
+        """Save unwritten lines, one per line as they were read, and say where (without a
+        ``spill`` path, as from Python by default, they stay in :attr:`unwritten`)."""
+        if not self.spill:
+            log.error("%d lines read but not written (see FileSource.unwritten), e.g. %s",
+                      len(messages), ", ".join(m.id for m in messages[:5]))
+            return
+        path = self.spill.format(time=datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),
+                                 pid=os.getpid())
+        bodies = [m.body for m in messages]
         try:
             with open(path, "ab") as handle:
                 handle.write(b"".join(body + b"\n" for body in bodies))
