@@ -49,6 +49,8 @@ OVERFLOW = "__overflow__"
 #: seconds an abort waits for commits already under way (an S3 upload completing) before the
 #: source is closed and releases what it holds
 ABORT_COMMIT_GRACE = 10.0
+#: most message ids remembered as given back and not acknowledged since (memory stays bounded)
+MAX_GIVEN_BACK_IDS = 100_000
 
 
 @dataclass(frozen=True)
@@ -204,6 +206,8 @@ class Pipeline:
         self._source_stopped = False
         self._commit_lock = threading.Lock()
         self._committing = 0
+        self._given_back: set[str] = set()  # ids nacked and not acked since (bounded)
+        self._given_back_lock = threading.Lock()
         self.stopped_reason = ""
 
     # ---------------------------------------------------------------- control
@@ -705,6 +709,7 @@ class Pipeline:
                 attempt, what=f"ack of {len(messages)} messages",
                 on_retry=lambda n, exc: self.metrics.incr("ack_retries"))
         except Exception as exc:  # noqa: BLE001
+            self._settled(messages)
             self.metrics.incr("ack_failures", len(pending))
             log.error("could not acknowledge %d messages (they will be delivered again, "
                       "possible duplicates): %s", len(pending), exc)
@@ -712,6 +717,7 @@ class Pipeline:
             # stop holding them: a source that keeps leases alive would hide them forever
             self._release(pending)
         else:
+            self._settled(messages)
             acked = len(messages)
         self.metrics.incr("acked", acked)
         self.metrics.progress()
@@ -727,10 +733,28 @@ class Pipeline:
             log.warning("nack of %d messages failed (they return when their lease lapses): %s",
                         len(messages), exc)
         self.metrics.incr("nacked", len(messages))
+        with self._given_back_lock:
+            room = MAX_GIVEN_BACK_IDS - len(self._given_back)
+            self._given_back.update(map(_ID, messages[:room]))
         return len(messages)
+
+    def _settled(self, messages: Sequence[Message]) -> None:
+        """Messages given back earlier and now acknowledged are no longer outstanding."""
+        if self._given_back:
+            with self._given_back_lock:
+                self._given_back.difference_update(map(_ID, messages))
+
+    @property
+    def given_back(self) -> int:
+        """Messages given back to the source (nacked) and not acknowledged since: at the end
+        of an ``exit_when_idle`` run they are still in the source (or its dead-letter queue).
+        Counted up to MAX_GIVEN_BACK_IDS distinct ids."""
+        with self._given_back_lock:
+            return len(self._given_back)
 
 
 _BODY = attrgetter("body")
+_ID = attrgetter("id")
 
 
 def _total_size(messages: Sequence[Message]) -> int:
