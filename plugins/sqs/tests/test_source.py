@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from typing import Any
 
@@ -259,10 +260,18 @@ def test_close_releases_every_unsettled_message(q, queue_url, make_source):
 
 
 @pytest.mark.timeout(15)
-def test_close_does_not_wait_for_a_long_poll(queue_url, make_source):
-    source = make_source(queue_url, wait_time="20s", pollers=2)
-    assert source.receive(10, 0.5) == []  # pollers are now inside a 20 s long poll
-    source.close()  # the 15 s test timeout fails this if close joined the pollers
+def test_close_waits_for_open_long_polls_and_releases_what_they_get(q, queue_url, make_source):
+    """A long poll left open at exit would take the next message and hide it for the whole
+    visibility timeout (issue #17): close() waits for it and releases what it got."""
+    source = make_source(queue_url, wait_time="3s", pollers=2, visibility_timeout="60s")
+    assert source.receive(10, 0.5) == []  # pollers are now inside a long poll
+    late = threading.Timer(0.5, lambda: q.send_many(queue_url, ["late"]))
+    late.start()
+    source.close()
+    # no poll outlives close(): in a process that exits next, it would hide the next message
+    assert not [t for t in source._pollers if t.is_alive()]
+    late.join()
+    assert q.counts(queue_url) == (1, 0)  # visible at once, not leased to a closed source
 
 
 @pytest.mark.timeout(60)

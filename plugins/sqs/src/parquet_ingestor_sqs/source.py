@@ -34,7 +34,8 @@ log = logging.getLogger("parquet_ingestor_sqs")
 ACK_RETRY_DELAYS = (0.05, 0.2, 0.5)  # pauses between the attempts of one ack call
 LEASE_SAFETY = 5.0  # seconds kept clear of SQS's 12-hour visibility limit
 EXTEND_WORKERS = 8  # concurrent ChangeMessageVisibilityBatch calls per lease round or release
-CLOSE_JOIN_TIMEOUT = 0.5  # how long close() waits for threads (pollers may sit in a long poll)
+CLOSE_JOIN_TIMEOUT = 0.5  # how long close() waits for the lease thread
+CLOSE_POLL_MARGIN = 5.0  # close() waits for open long polls: wait_time plus this
 STAT_NAMES = (
     "received",
     "acked",
@@ -156,8 +157,9 @@ class SqsSource(BaseSource):
     def close(self) -> None:
         """Stop polling and release every unsettled message (visibility 0). Idempotent.
 
-        Pollers in a long poll are not waited for: whatever they receive afterwards is released
-        by the poller itself.
+        Long polls still open are waited for (at most ``wait_time`` plus a margin): SQS would
+        otherwise hand the next messages to a poll nobody reads, and they would stay invisible
+        for the visibility timeout. What they receive now is released at once by the poller.
         """
         with self._state_lock:
             if self._closed:
@@ -175,8 +177,12 @@ class SqsSource(BaseSource):
         self._count("released", released)
         if leases:
             log.info("sqs: released %d unsettled message(s) back to %s", released, self._url)
-        deadline = time.monotonic() + CLOSE_JOIN_TIMEOUT
-        for thread in self._pollers:
+        polling = [thread for thread in self._pollers if thread.is_alive()]
+        if polling:
+            log.info("sqs: waiting up to %ds for %d open long poll(s) to end (lower the "
+                     "wait_time option to stop faster)", self.settings.wait_time, len(polling))
+        deadline = time.monotonic() + self.settings.wait_time + CLOSE_POLL_MARGIN
+        for thread in polling:
             thread.join(max(0.0, deadline - time.monotonic()))
 
     def __enter__(self) -> SqsSource:
