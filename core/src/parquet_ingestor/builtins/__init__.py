@@ -35,6 +35,9 @@ JSONL_OPTIONS = (
 FILE_SINK_OPTIONS = (
     Option("path", required=True, help="root directory; nothing is written outside it"),
     Option("fsync", "bool", default=True, help="fsync files and directories before commit"),
+    Option("stale_temps", "duration", default="1h", min=0,
+           help="at start, remove this sink's temporary files older than this, left by a "
+                "killed run (0: keep them)"),
 )
 
 
