@@ -40,6 +40,7 @@ _CHUNK = 1 << 16  # bytes of stdin read at a time
 _POLL = 0.1  # seconds the stdin reader waits for input before checking for a stop
 _BODY = attrgetter("body")
 _ID = attrgetter("id")
+_BOM = b"\xef\xbb\xbf"
 _PATTERNS = ("*.jsonl", "*.ndjson", "*.json", "*.jsonl.gz", "*.ndjson.gz", "*.json.gz")
 
 
@@ -111,7 +112,7 @@ class FileSource(BaseSource):
                     number += len(lines)
                     self._position = (label, number)
                     yield _messages(label, number - len(lines), lines,
-                                    b"\r" in block or b"\r" in lines[-1])
+                                    b"\r" in block or b"\r" in lines[-1], _BOM in block)
             finally:
                 if handle is not sys.stdin.buffer:
                     handle.close()
@@ -190,7 +191,8 @@ class FileSource(BaseSource):
                 if not chunk:  # end of input: a last line without a line break is complete
                     if pending:
                         lines, pending = [pending], b""
-                        into.put(_messages("stdin", number, lines, b"\r" in lines[0]),
+                        into.put(_messages("stdin", number, lines, b"\r" in lines[0],
+                                           _BOM in lines[0]),
                                  len(lines[0]))
                     break
                 pending += chunk
@@ -198,7 +200,9 @@ class FileSource(BaseSource):
                     continue
                 *lines, pending = pending.split(b"\n")
                 size = sum(map(len, lines))
-                into.put(_messages("stdin", number, lines, b"\r" in chunk), size)
+                # lines after the first begin in this chunk; the first may begin earlier
+                bom = _BOM in chunk or lines[0].startswith(_BOM)
+                into.put(_messages("stdin", number, lines, b"\r" in chunk, bom), size)
                 number += len(lines)
         except OSError as exc:
             log.error("reading stdin failed: %s", exc)
@@ -213,16 +217,20 @@ class FileSource(BaseSource):
 
     def nack(self, messages: Sequence[Message], delay: float | None = None) -> None:
         _forget(self._held, messages)
+        failed: list[Message] = []
         for message in messages:
             count = self._deliveries.get(message.id, 1) + 1
             if count > self.max_deliveries:
                 self._deliveries.pop(message.id, None)
-                self.failed.append(message)
-                log.error("line %s failed %d times and cannot be redelivered from a file",
-                          message.id, self.max_deliveries)
+                failed.append(message)
             else:
                 self._deliveries[message.id] = count
                 self._retry.append(message)
+        if failed:  # one line per call, not per input line (a full disk fails them all)
+            self.failed += failed
+            log.error("%d line(s) failed %d times and cannot be redelivered from a file "
+                      "(e.g. %s); they are saved with the unwritten lines at the end",
+                      len(failed), self.max_deliveries, failed[0].id)
 
     @property
     def exhausted(self) -> bool:
@@ -356,10 +364,14 @@ class _ReadAhead:
             return rest + self._leftover, self._partial
 
 
-def _messages(label: str, before: int, lines: list[bytes], crlf: bool) -> list[Message]:
-    """One Message per non-blank line, id ``label:line number`` (1-based, blank lines count)."""
+def _messages(label: str, before: int, lines: list[bytes], crlf: bool,
+              bom: bool = False) -> list[Message]:
+    """One Message per non-blank line, id ``label:line number`` (1-based, blank lines count).
+    A UTF-8 byte order mark opening a line (files saved by Windows tools) is dropped."""
     if crlf:
         lines = [line.rstrip(b"\r") for line in lines]
+    if bom:
+        lines = [line.removeprefix(_BOM) for line in lines]
     prefix = label + ":"
     if all(map(bytes.strip, lines)):  # no blank line: ids follow the positions
         ids = map(prefix.__add__, map(str, range(before + 1, before + 1 + len(lines))))
