@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import accumulate
 from operator import attrgetter
+from typing import Any
 
 from .message import Message
 
@@ -21,15 +22,22 @@ class BatchLimits:
     ``max_records`` counts input messages (what the source delivered), like Firehose records.
     """
 
-    max_bytes: int = 5 * 1024 * 1024
-    max_records: int = 0
-    max_age: float = 300.0
+    # defaults: the declared --batch-max-* options (settings.declared), one declaration
+    max_bytes: int = field(default_factory=lambda: _declared("batch_max_bytes"))
+    max_records: int = field(default_factory=lambda: _declared("batch_max_records"))
+    max_age: float = field(default_factory=lambda: _declared("batch_max_age"))
 
     def __post_init__(self) -> None:
         if self.max_bytes <= 0:
             raise ValueError("max_bytes must be positive")
         if self.max_records < 0 or self.max_age < 0:
             raise ValueError("max_records and max_age must not be negative")
+
+
+def _declared(name: str) -> Any:
+    from .settings import declared
+
+    return declared()[name]
 
 
 class Batch(list[Message]):

@@ -25,7 +25,7 @@ from .config import (
 )
 from .errors import ConfigError, IngestError
 from .options import split_pairs
-from .plugins import KINDS, Registry, get_registry
+from .plugins import KINDS, Registry, call_each, get_registry
 from .shutdown import Shutdown, SignalPolicy, hold_during_start_up
 from .status import StatusLine, is_tty, summary_table
 
@@ -255,7 +255,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: one-line errors (exit 2 for bad input, 1 for runtime failures)."""
     try:
         registry = get_registry()
-        registry.hook.ingest_register_commands(cli=cli)
+        # each plugin's commands on their own: one that raises does not lose the others'
+        for plugin, exc in call_each(registry.hook.ingest_register_commands,
+                                 log_errors=False, cli=cli):
+            click.echo(f"ingest: warning: plugin {plugin}: commands not loaded: {exc}",
+                       err=True)
     except Exception as exc:  # noqa: BLE001 - a plugin's command hook must not brick the CLI
         click.echo(f"ingest: warning: plugin commands not loaded: {exc}", err=True)
     try:

@@ -1,8 +1,9 @@
 """Run configuration: the command line, ``INGEST_*`` variables and a TOML file, merged.
 
 The pipeline's own settings are declared once, as :data:`PIPELINE_OPTIONS`; the CLI flags
-(``--batch-max-bytes``), the config file's ``[pipeline]`` keys (``batch_max_bytes``) and the
-validation all come from that list. Components are chosen by name and configured by their own
+(``--batch-max-bytes``), the config file's ``[pipeline]`` keys (``batch_max_bytes``), the
+validation and the defaults of :class:`PipelineSettings` and ``BatchLimits`` all come from
+that list. Components are chosen by name and configured by their own
 declared options. Precedence: command line, then environment, then config file, then defaults.
 
 .. code-block:: toml
@@ -29,12 +30,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .batcher import BatchLimits
 from .errors import ConfigError
+from .keys import DEFAULT_TEMPLATE
 from .options import Option, parse_options
 from .pipeline import Pipeline, PipelineSettings
 from .plugins import Kind, Registry
-from .retry import RetryPolicy
+from .settings import check_key_template, check_partition_by
 
 COMPONENTS: tuple[tuple[str, Kind], ...] = (
     ("source", "source"), ("transformer", "transformer"), ("encoder", "encoder"),
@@ -49,9 +50,9 @@ PIPELINE_OPTIONS: tuple[Option, ...] = (
     Option("batch_max_age", "duration", default="5m",
            help="flush when the oldest message has waited this long (0: off)"),
     Option("workers", "int", default=4, min=1, max=256, help="concurrent flush workers"),
-    Option("key_template", default="%Y/%m/%d/%H/{unix_ns}-{random}.{ext}",
+    Option("key_template", default=DEFAULT_TEMPLATE, check=check_key_template,
            help="object key: strftime codes, {uuid} {random} {unix_ns} {ext} {field:NAME}"),
-    Option("partition_by", default="processing",
+    Option("partition_by", default="processing", check=check_partition_by,
            help="'processing' (flush time) or 'event:FIELD' (each record's own time)"),
     Option("on_missing_time", default="processing", choices=("processing", "reject"),
            help="records without a usable event time: processing-time partition, or reject"),
@@ -162,23 +163,7 @@ def merge(base: RunConfig, over: RunConfig) -> RunConfig:
 
 def settings_from(values: Mapping[str, Any]) -> PipelineSettings:
     """PipelineSettings from validated pipeline values."""
-    return PipelineSettings(
-        batch=BatchLimits(values["batch_max_bytes"], values["batch_max_records"],
-                          values["batch_max_age"]),
-        workers=values["workers"],
-        key_template=values["key_template"],
-        partition_by=values["partition_by"],
-        on_missing_time=values["on_missing_time"],
-        max_open_partitions=values["max_open_partitions"],
-        on_partition_overflow=values["on_partition_overflow"],
-        target_file_size=values["target_file_size"],
-        exit_when_idle=values["exit_when_idle"],
-        manifest=values["manifest"],
-        write_retry=RetryPolicy(values["write_attempts"], values["write_base_delay"],
-                                values["write_max_delay"], values["retry_jitter"]),
-        ack_retry=RetryPolicy(values["ack_attempts"], values["ack_base_delay"],
-                              values["ack_max_delay"], values["retry_jitter"]),
-    )
+    return PipelineSettings.from_options(values)
 
 
 def default_encoder(registry: Registry) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -28,6 +28,19 @@ class PartialAckError(IngestError):
         super().__init__(f"{len(failed)} message(s) not acknowledged: {reason}")
         self.failed = list(failed)
         self.reason = reason
+
+
+class PartialCommitError(IngestError):
+    """A commit set that is not atomic (one object at a time) committed only some files.
+
+    ``errors`` maps the key of each file that did not commit (and was aborted) to its error;
+    every other file of the set is committed. Only the failed files' messages are nacked.
+    """
+
+    def __init__(self, errors: Mapping[str, BaseException]) -> None:
+        first = next(iter(errors.values()), None)
+        super().__init__(f"{len(errors)} file(s) of the commit set failed: {first}")
+        self.errors = dict(errors)
 
 
 class Aborted(IngestError):

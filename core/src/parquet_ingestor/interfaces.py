@@ -10,12 +10,34 @@ classes at the end give the optional methods sensible defaults.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 from .message import Message, Rejection
+
+# ------------------------------------------------------------------------------------ lifecycle
+
+
+@runtime_checkable
+class Lifecycle(Protocol):
+    """The start and close every component may have (sources, transformers, encoders, sinks).
+
+    Both are optional: the pipeline calls each one a component has. ``start(context)`` runs
+    once before the run (sinks first, the source last, so nothing is received when another part
+    fails to start; raise :class:`~parquet_ingestor.errors.ConfigError` for a bad setting or a
+    missing bucket). ``close()`` runs once after the run, after the flush workers have stopped,
+    and for the components already started when a later one failed to start.
+
+    Threads: both from the thread that called ``Pipeline.run()``.
+    """
+
+    def start(self, context: RunContext) -> None: ...
+
+    def close(self) -> None: ...
+
 
 # --------------------------------------------------------------------------------------- source
 
@@ -29,7 +51,8 @@ class Source(Protocol):
     source whose leases expire (SQS visibility, Redis claim time) must extend them itself.
 
     Threads: ``receive`` is called from one thread (the receive loop); ``ack`` and ``nack`` from
-    the flush workers, concurrently; ``close`` once, after the workers have stopped.
+    the flush workers, concurrently; ``close`` once, after the workers have stopped. An optional
+    ``start(context)`` runs before the first ``receive`` (see :class:`Lifecycle`).
     """
 
     def receive(self, max_messages: int, timeout: float) -> Sequence[Message]:
@@ -76,7 +99,11 @@ class TransformResult:
 
 @runtime_checkable
 class Transformer(Protocol):
-    """Turns a batch of messages into records, rejecting the ones it cannot read."""
+    """Turns a batch of messages into records, rejecting the ones it cannot read.
+
+    Threads: ``transform`` runs on the flush workers, concurrently. Optional ``start(context)``
+    and ``close()`` (see :class:`Lifecycle`) bracket the run.
+    """
 
     def transform(self, messages: Sequence[Message]) -> TransformResult: ...
 
@@ -133,7 +160,13 @@ class FrameWriter(Protocol):
 
 @runtime_checkable
 class Encoder(Protocol):
-    """Turns records into a file format, streaming into a sink's writer."""
+    """Turns records into a file format, streaming into a sink's writer.
+
+    Threads: ``decode`` and ``open`` run on the flush workers, concurrently; one
+    :class:`FrameWriter` is used by one thread. Optional ``start(context)`` and ``close()``
+    (see :class:`Lifecycle`) bracket the run; optional ``require(SinkRequirements)`` is called
+    before the first file when the sink has requirements.
+    """
 
     extension: str  # "parquet", "jsonl.gz"
     content_type: str  # "application/vnd.apache.parquet"
@@ -162,7 +195,13 @@ class SinkWriter(Protocol):
 
 @runtime_checkable
 class Sink(Protocol):
-    """Where files go (a local directory, S3...)."""
+    """Where files go (a local directory, S3...).
+
+    Threads: ``open`` and the writers run on the flush workers, concurrently (one writer per
+    thread); ``close`` once after the run. Optional: ``start(context)`` (see :class:`Lifecycle`),
+    ``begin()`` (see :class:`TransactionalSink`) and ``requirements()`` (see
+    :class:`SinkRequirements`).
+    """
 
     def open(self, key: str, content_type: str, metadata: Mapping[str, str]) -> SinkWriter:
         """Start writing ``key`` (relative to the sink's root or prefix)."""
@@ -186,7 +225,14 @@ class SinkTransaction(Protocol):
     ``commit(summary)`` then publishes every staged file in one step (one table snapshot for a
     table sink), and ``abort()`` drops them all. ``summary`` carries ``ingest.commit-id`` (unique
     per commit set; a sink that retries a commit uses it to find out whether a commit whose
-    answer was lost went through), record and message counts, and the writer version.
+    answer was lost went through), ``ingest.files``, ``ingest.records`` and ``ingest.messages``
+    counts, and ``ingest.writer`` (the writer version).
+
+    ``commit`` raises only when nothing of the set became visible (after the sink's own retries),
+    or :class:`~parquet_ingestor.errors.PartialCommitError` naming the files that did not when
+    the set is not atomic. The pipeline then writes the failed files again under the same keys,
+    in a new transaction with the same ``ingest.commit-id``, within its write retry budget; a
+    sink that finds that commit id already committed returns without committing twice.
 
     Threads: one transaction is used by one thread at a time; different transactions of one
     sink may run concurrently (several flush workers).
@@ -214,9 +260,11 @@ class TransactionalSink(Protocol):
 class SinkRequirements:
     """What a sink needs the encoder to write (a table sink: its schema and partitioning).
 
-    A sink may offer these through an optional ``requirements()`` method; an encoder that
-    supports them has an optional ``require(requirements)`` method, called before the first
-    file. ``schema`` is in the encoder's own terms (an Arrow schema for Arrow-based encoders).
+    A sink may offer these through an optional ``requirements()`` method (called after its
+    ``start``; ``None``: nothing required); the pipeline hands them to the encoder's optional
+    ``require(requirements)`` method before the first file, and refuses to start (a one-line
+    error) when the sink requires something and the encoder has no ``require``. ``schema`` is in
+    the encoder's own terms (an Arrow schema for Arrow-based encoders).
     """
 
     schema: Any = None
@@ -228,48 +276,67 @@ class PerFileTransaction:
     """The default commit set for sinks that write one object at a time.
 
     Files are staged uncommitted; ``commit`` commits each in turn, so each file stays
-    all-or-nothing, but a failure part-way can leave earlier files of the set visible
-    (the pipeline then nacks the set's messages: at-least-once, possible duplicates).
+    all-or-nothing. A file whose commit fails is aborted and the others still commit; then
+    :class:`~parquet_ingestor.errors.PartialCommitError` names the failed ones, so only their
+    messages are nacked (and only they are written again): no file is committed twice.
     """
 
     def __init__(self, sink: Sink) -> None:
         self.sink = sink
-        self._staged: list[SinkWriter] = []
+        self._staged: list[_StagedWriter] = []
 
     def open(self, key: str, content_type: str, metadata: Mapping[str, str]) -> SinkWriter:
-        return _StagedWriter(self.sink.open(key, content_type, metadata), self._staged)
+        return _StagedWriter(key, self.sink.open(key, content_type, metadata), self._staged)
 
     def commit(self, summary: Mapping[str, str]) -> None:
         staged, self._staged = self._staged, []
+        errors: dict[str, BaseException] = {}
         for index, writer in enumerate(staged):
             try:
-                writer.commit()
+                writer.inner.commit()
+            except Exception as exc:  # noqa: BLE001 - the others still commit
+                errors[writer.key] = exc
+                _abort_quietly(writer.inner, writer.key)
             except BaseException:
-                for rest in staged[index + 1:]:
-                    rest.abort()
+                for rest in staged[index:]:
+                    _abort_quietly(rest.inner, rest.key)
                 raise
+        if errors:
+            from .errors import PartialCommitError
+
+            raise PartialCommitError(errors)
 
     def abort(self) -> None:
         staged, self._staged = self._staged, []
         for writer in staged:
-            writer.abort()
+            _abort_quietly(writer.inner, writer.key)
 
 
 class _StagedWriter:
     """A sink writer whose ``commit`` waits for its transaction's."""
 
-    def __init__(self, inner: SinkWriter, staged: list[SinkWriter]) -> None:
-        self._inner = inner
+    def __init__(self, key: str, inner: SinkWriter, staged: list[_StagedWriter]) -> None:
+        self.key = key
+        self.inner = inner
         self._staged = staged
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
-        return self._inner.write(data)
+        return self.inner.write(data)
 
     def commit(self) -> None:
-        self._staged.append(self._inner)
+        self._staged.append(self)
 
     def abort(self) -> None:
-        self._inner.abort()
+        if self in self._staged:
+            self._staged.remove(self)
+        self.inner.abort()
+
+
+def _abort_quietly(writer: SinkWriter, key: str) -> None:
+    try:
+        writer.abort()
+    except Exception:  # noqa: BLE001 - cleanup; the upload expires by lifecycle rule anyway
+        logging.getLogger("parquet_ingestor").exception("abort of %s failed", key)
 
 
 def begin(sink: Sink) -> SinkTransaction:
@@ -292,6 +359,9 @@ class RunContext:
 class BaseSource:
     """Defaults for the optional parts of :class:`Source`."""
 
+    def start(self, context: RunContext) -> None:
+        pass
+
     @property
     def exhausted(self) -> bool:
         return False
@@ -305,6 +375,9 @@ class BaseSource:
 
 class BaseSink:
     """Defaults for the optional parts of :class:`Sink`."""
+
+    def start(self, context: RunContext) -> None:
+        pass
 
     def close(self) -> None:
         pass

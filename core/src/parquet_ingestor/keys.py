@@ -60,7 +60,8 @@ def sanitize(value: Any) -> str:
 
 @dataclass(frozen=True)
 class KeyTemplate:
-    """A parsed key template; :meth:`render` makes one key per file."""
+    """A parsed key template; :meth:`render` makes one key per file. A bad template raises
+    :class:`ConfigError` with the reason; callers name the option it came from."""
 
     template: str = DEFAULT_TEMPLATE
 
@@ -69,23 +70,23 @@ class KeyTemplate:
         for name in names:
             if name not in _SIMPLE and not (name.startswith("field:") and name[6:]):
                 raise ConfigError(
-                    f"--key-template: unknown placeholder {{{name}}} "
+                    f"unknown placeholder {{{name}}} "
                     "(use {unix_ns} {random} {uuid} {ext} {worker} {field:NAME})")
         if not _UNIQUE & set(names):
-            raise ConfigError("--key-template must contain {uuid} or {random} "
+            raise ConfigError("must contain {uuid} or {random} "
                               "so that keys never collide across workers and processes")
         if self.template.startswith("/") or "//" in self.template:
-            raise ConfigError("--key-template must be relative, without empty path segments")
+            raise ConfigError("must be relative, without empty path segments")
         try:
             time.strftime(self.template)
         except ValueError as exc:
-            raise ConfigError(f"--key-template: bad strftime code: {exc}") from None
+            raise ConfigError(f"bad strftime code: {exc}") from None
         try:  # a sample key: a template that climbs out (``../{uuid}.{ext}``) fails now
             self.render(datetime(2024, 1, 2, 3, 4, 5), "ext", dict.fromkeys(self.fields, "v"))
         except ValueError:
             raise ConfigError(
-                "--key-template must stay inside the sink's prefix or root: no '.' or '..' "
-                f"path segments and no trailing '/' ({self.template!r})") from None
+                "must stay inside the sink's prefix or root: no '.' or '..' path segments "
+                f"and no trailing '/' ({self.template!r})") from None
 
     @property
     def fields(self) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ TOML values from a config file; :func:`parse_options` turns both into typed valu
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -33,7 +33,8 @@ class Option:
 
     ``type`` is one of ``str int float bool size duration list map``: ``size`` takes ``5MiB``,
     ``duration`` takes ``30s`` (parsed to seconds), ``list`` takes ``a,b,c`` and ``map`` takes
-    ``k=v,k2=v2``. ``secret`` options are never printed back.
+    ``k=v,k2=v2``. ``secret`` options are never printed back. ``check`` validates a parsed
+    value further (raise ``ValueError`` with the reason), wherever the value comes from.
     """
 
     name: str
@@ -45,6 +46,7 @@ class Option:
     min: float | None = None
     max: float | None = None
     secret: bool = False
+    check: Callable[[Any], object] | None = None
 
     def describe(self) -> str:
         """One line for ``ingest plugins`` and ``--help``."""
@@ -75,6 +77,11 @@ class Option:
                 raise ConfigError(f"{label}: {value!r} is below the minimum {_num(self.min)}")
             if self.max is not None and parsed > self.max:
                 raise ConfigError(f"{label}: {value!r} is above the maximum {_num(self.max)}")
+        if self.check is not None and parsed is not None:
+            try:
+                self.check(parsed)
+            except ValueError as exc:
+                raise ConfigError(f"{label}: {exc}") from None
         return parsed
 
 

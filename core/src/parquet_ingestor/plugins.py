@@ -201,6 +201,38 @@ class Registry:
         return register
 
 
+def call_each(caller: Any, *, log_errors: bool = True, **kwargs: Any,
+              ) -> list[tuple[str, Exception]]:
+    """Call every implementation of a hook on its own, in pluggy's order: one that raises is
+    logged and the others still run (a plain pluggy call stops at the first error and loses
+    the rest). Returns (plugin name, error) for each that raised (logged with its traceback
+    unless ``log_errors`` is False). ``caller`` may also be a plain callable (an embedder's
+    own observer)."""
+    get_impls = getattr(caller, "get_hookimpls", None)
+    if not callable(get_impls):
+        impls: list[tuple[str, Callable[..., Any], Sequence[str] | None]] = [
+            (getattr(caller, "__name__", "observer"), caller, None)]
+    else:
+        impls = []
+        for impl in reversed(get_impls()):
+            if getattr(impl, "hookwrapper", False) or getattr(impl, "wrapper", False):
+                log.warning("plugin %s: wrapper implementations of observer hooks are not "
+                            "called", impl.plugin_name)
+                continue
+            impls.append((impl.plugin_name, impl.function, impl.argnames))
+    failed: list[tuple[str, Exception]] = []
+    for plugin, function, argnames in impls:
+        args = kwargs if argnames is None else {k: kwargs[k] for k in argnames if k in kwargs}
+        try:
+            function(**args)
+        except Exception as exc:  # noqa: BLE001 - one plugin must not silence the others
+            if log_errors:
+                log.exception("plugin %s: hook %s failed", plugin,
+                              getattr(caller, "name", getattr(function, "__name__", "?")))
+            failed.append((plugin, exc))
+    return failed
+
+
 def _first_line(doc: str | None) -> str:
     return doc.strip().splitlines()[0] if doc and doc.strip() else ""
 

@@ -217,6 +217,33 @@ def read_rows(data: bytes, key: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in data.splitlines() if line.strip()]
 
 
+class _FileCollector:
+    """Observer hooks that keep every file written (``Pipeline.files`` keeps only recent ones),
+    then pass each hook on to the caller's hooks."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.files: list[FileResult] = []
+        self._lock = threading.Lock()
+
+    def ingest_batch_flushed(self, **kwargs: Any) -> None:
+        with self._lock:
+            self.files.extend(kwargs["result"].files)
+        self._forward("ingest_batch_flushed", kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        if not name.startswith("ingest_"):
+            raise AttributeError(name)
+        return lambda **kwargs: self._forward(name, kwargs)
+
+    def _forward(self, name: str, kwargs: dict[str, Any]) -> None:
+        caller = getattr(self.inner, name, None) if self.inner is not None else None
+        if caller is not None:
+            from .plugins import call_each
+
+            call_each(caller, **kwargs)
+
+
 def run_pipeline(
     source: Source | Iterable[bytes | str],
     *,
@@ -244,8 +271,9 @@ def run_pipeline(
         encoder = JsonlEncoder()
     settings = settings or PipelineSettings(batch=BatchLimits(max_bytes=1 << 20, max_age=1.0),
                                             workers=2, exit_when_idle=2.0)
+    collected = _FileCollector(hooks)
     pipeline = Pipeline(source, sink, encoder, transformer, settings,
-                        error_sink=error_sink, hooks=hooks)
+                        error_sink=error_sink, hooks=collected)
     timer = threading.Timer(timeout, pipeline.stop)
     timer.daemon = True
     timer.start()
@@ -253,9 +281,9 @@ def run_pipeline(
         pipeline.run()
     finally:
         timer.cancel()
-    outcome = Outcome(pipeline, source, sink, list(pipeline.files))
+    outcome = Outcome(pipeline, source, sink, collected.files)
     if isinstance(sink, MemorySink):
-        for f in pipeline.files:
+        for f in collected.files:
             outcome.rows.extend(read_rows(sink.objects[f.key], f.key))
     if isinstance(error_sink, MemorySink):
         for key, data in error_sink.objects.items():

@@ -1,0 +1,98 @@
+"""Layout: which partition each row of a batch goes to, and each file's key and metadata."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from .interfaces import Frame
+from .keys import KeyTemplate
+from .records import truncate
+from .settings import PipelineSettings
+
+log = logging.getLogger("parquet_ingestor")
+
+#: The partition field value of rows past ``max_open_partitions`` (on_partition_overflow).
+OVERFLOW = "__overflow__"
+
+
+class Partition(NamedTuple):
+    """The rows of one output partition: its time, its field values, and the rows."""
+
+    when: datetime
+    values: dict[str, Any]
+    frame: Frame
+
+
+class Layout:
+    """Partitions rows (event or processing time, key fields) and names files by the key
+    template; the error sink's keys too."""
+
+    def __init__(self, settings: PipelineSettings) -> None:
+        self.settings = settings
+        self.keys = KeyTemplate(settings.key_template)
+        self.error_keys = KeyTemplate(settings.error_key_template)
+
+    def partition(self, frame: Frame, rejected: dict[int, str], now: datetime) -> list[Partition]:
+        """Split a frame into (partition time, field values, rows) per output partition.
+
+        Rows rejected by the layout (no event time, too many partitions) are added to
+        ``rejected`` (batch index -> reason).
+        """
+        time_field = self.settings.event_time_field
+        fields = self.keys.fields
+        if not time_field and not fields:
+            return [Partition(now, {}, frame)]
+        unit = self.keys.time_unit
+        now_key = truncate(now, unit)
+        assert now_key is not None
+        groups: dict[tuple[datetime, tuple[Any, ...]], list[int]] = {}
+        for (when, values), rows in frame.group_rows(time_field, unit, fields).items():
+            if time_field and when is None and self.settings.on_missing_time == "reject":
+                for row in rows:
+                    rejected.setdefault(frame.sources[row],
+                                        f"no usable event time in field '{time_field}'")
+                continue
+            groups.setdefault((when or now_key, tuple(values)), []).extend(rows)
+        limit = self.settings.max_open_partitions
+        if len(groups) > limit:
+            ordered = sorted(groups.items(), key=lambda kv: len(kv[1]), reverse=True)
+            reject = self.settings.on_partition_overflow == "reject"
+            keep = limit if reject else limit - 1  # leave room for the overflow partition
+            kept = dict(ordered[:keep])
+            overflow_rows = [row for _, rows in ordered[keep:] for row in rows]
+            if reject:
+                for row in overflow_rows:
+                    rejected.setdefault(frame.sources[row],
+                                        f"more than {limit} partitions in one flush")
+            else:
+                log.warning("%d partitions in one flush; %d rows go to the overflow partition",
+                            len(groups), len(overflow_rows))
+                kept.setdefault((now_key, (OVERFLOW,) * len(fields)), []).extend(overflow_rows)
+            groups = kept
+        out: list[Partition] = []
+        for (when, values), rows in groups.items():
+            subset = frame if len(rows) == len(frame) else frame.take(sorted(rows))
+            out.append(Partition(when, dict(zip(fields, values, strict=True)), subset))
+        return out
+
+    def split(self, rows: int, bytes_per_row: float) -> int:
+        """Rows per file so each is about ``target_file_size`` (all rows when it is 0)."""
+        target = self.settings.target_file_size
+        files = max(1, math.ceil(bytes_per_row * rows / target)) if target else 1
+        return math.ceil(rows / files)
+
+    def key(self, when: datetime, extension: str, values: Mapping[str, Any], worker: int) -> str:
+        return self.keys.render(when, extension, values, worker)
+
+    def error_key(self, now: datetime, worker: int) -> str:
+        return self.error_keys.render(now, "jsonl", {}, worker)
+
+
+def without(frame: Frame, rejected: Mapping[int, str]) -> Frame:
+    """``frame`` minus the rows of rejected messages."""
+    keep = [i for i, src in enumerate(frame.sources) if src not in rejected]
+    return frame if len(keep) == len(frame) else frame.take(keep)

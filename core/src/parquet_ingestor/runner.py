@@ -1,0 +1,340 @@
+"""The runner: threads, the receive loop and the lifecycle of a pipeline.
+
+One receive loop (the caller's thread) fills the :class:`~parquet_ingestor.batcher.Batcher`;
+full batches go through a bounded queue to ``workers`` flush threads, so when writes are slow,
+receiving pauses (backpressure) and memory stays bounded by batch size x (2 x workers + 1).
+Each flush worker hands its batch to :class:`~parquet_ingestor.commit.Committer`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from operator import attrgetter
+from typing import Any
+
+from .batcher import Batcher
+from .commit import Committer, FileResult, FlushResult
+from .errors import ConfigError
+from .interfaces import Encoder, RunContext, Sink, SinkRequirements, Source, Transformer
+from .layout import Layout
+from .message import Message
+from .metrics import Metrics
+from .plugins import call_each
+from .settings import PipelineSettings
+from .tuning import tuned
+
+log = logging.getLogger("parquet_ingestor")
+
+_BODY = attrgetter("body")
+
+#: How many recent files ``Pipeline.files`` keeps.
+RECENT_FILES = 1000
+#: seconds an abort waits for commits already under way (an S3 upload completing) before the
+#: source is closed and releases what it holds
+ABORT_COMMIT_GRACE = 10.0
+
+
+class Pipeline:
+    """A run of source -> transformer -> encoder -> sink. Build it, then ``run()``; ``stop()`` from
+    another thread (or a signal handler) drains cleanly, ``abort()`` stops at once."""
+
+    def __init__(
+        self,
+        source: Source,
+        sink: Sink,
+        encoder: Encoder,
+        transformer: Transformer | None = None,
+        settings: PipelineSettings | None = None,
+        *,
+        error_sink: Sink | None = None,
+        hooks: Any = None,
+        names: Mapping[str, str] | None = None,
+    ) -> None:
+        if transformer is None:
+            from .builtins.json_transformer import JsonTransformer
+
+            transformer = JsonTransformer()
+        self.source = source
+        self.sink = sink
+        self.encoder = encoder
+        self.transformer = transformer
+        self.error_sink = error_sink
+        self.settings = settings or PipelineSettings()
+        self.names = dict(names or {})
+        self.metrics = Metrics()
+        #: the most recent files written (at most RECENT_FILES: a long run must not grow it;
+        #: totals are in ``metrics``, every file in the ``ingest_batch_flushed`` hook)
+        self.files: deque[FileResult] = deque(maxlen=RECENT_FILES)
+        self.layout = Layout(self.settings)
+        self._hooks = hooks
+        self._stop = threading.Event()
+        self._abort = threading.Event()
+        self._queue: queue.Queue[list[Message] | None] = queue.Queue(maxsize=self.settings.workers)
+        self._busy = 0
+        self._busy_lock = threading.Lock()
+        self._commit = Committer(self)
+        self._source_stopped = False
+        self.stopped_reason = ""
+
+    # ---------------------------------------------------------------- control
+
+    def stop(self) -> None:
+        """Stop receiving; flush and acknowledge everything buffered, then return from ``run``."""
+        self._stop.set()
+
+    def abort(self) -> None:
+        """Stop now: in-flight writes are abandoned and nothing unwritten is acknowledged."""
+        self._abort.set()
+        self._stop.set()
+
+    @property
+    def aborted(self) -> bool:
+        return self._abort.is_set()
+
+    @property
+    def given_back(self) -> int:
+        """Messages given back to the source (nacked) and not acknowledged since: at the end
+        of an ``exit_when_idle`` run they are still in the source (or its dead-letter queue)."""
+        return self._commit.given_back
+
+    @property
+    def abort_event(self) -> threading.Event:
+        """Set on abort; writes and retries watch it to stop at once."""
+        return self._abort
+
+    def call_hook(self, name: str, **kwargs: Any) -> None:
+        """Call each implementation of an observer hook on its own: one that raises is logged,
+        and neither breaks the run nor silences the others."""
+        if self._hooks is None:
+            return
+        caller = getattr(self._hooks, name, None)
+        if caller is not None:
+            call_each(caller, pipeline=self, **kwargs)
+
+    # ---------------------------------------------------------------- run
+
+    def run(self) -> Metrics:
+        """Run until the source is drained, idle for ``exit_when_idle``, or ``stop()``."""
+        self._start_components(RunContext(workers=self.settings.workers, metrics=self.metrics))
+        threads = [
+            threading.Thread(target=self._worker, args=(i,), name=f"flush-{i}", daemon=True)
+            for i in range(self.settings.workers)
+        ]
+        for thread in threads:
+            thread.start()
+        self.call_hook("ingest_pipeline_started")
+        batcher = Batcher(self.settings.batch)
+        try:
+            with tuned():
+                try:
+                    self._receive_loop(batcher)
+                finally:
+                    if not self._abort.is_set() and len(batcher):
+                        self._submit(batcher.take())
+                    elif len(batcher):
+                        self._commit.release(batcher.take())
+                    for _ in threads:
+                        self._put(None, force=True)
+                    self._join(threads)
+        finally:
+            self._close_components()
+            self.call_hook("ingest_pipeline_stopped", metrics=self.metrics)
+        return self.metrics
+
+    def validate(self) -> None:
+        """Start the sinks, encoder and transformer (their checks: the bucket exists...) and
+        close everything, without starting the source: a source checks itself when it is built
+        (the queue exists) and must not receive, which would count as a delivery.
+        ``ingest --validate`` calls this."""
+        context = RunContext(workers=self.settings.workers, metrics=self.metrics)
+        try:
+            self._start_components(context, source=False)
+        finally:
+            self._close_components()
+
+    def flush(self, batch: Sequence[Message], worker: int = 0) -> FlushResult:
+        """Settle one batch; public so tests and embedders can drive a pipeline by hand."""
+        return self._commit.flush(batch, worker)
+
+    def _start_components(self, context: RunContext, source: bool = True) -> None:
+        """Start sinks first and the source last, so a bad sink (missing bucket) fails the run
+        before any message is received; hand the sink's requirements (a table's schema) to the
+        encoder; if anything fails, close what was already started."""
+        started: list[Any] = []
+        order = [self.error_sink, self.sink, self.encoder, self.transformer]
+        try:
+            for component in order + ([self.source] if source else []):
+                start = getattr(component, "start", None)
+                if callable(start):
+                    start(context)
+                started.append(component)
+                if component is self.encoder:
+                    self._require()
+        except BaseException:
+            for component in started:
+                self._close(component)
+            raise
+
+    def _require(self) -> None:
+        """Pass the sink's :class:`SinkRequirements` (if any) to the encoder's ``require``."""
+        requirements = getattr(self.sink, "requirements", None)
+        needs: SinkRequirements | None = requirements() if callable(requirements) else None
+        if needs is None:
+            return
+        require = getattr(self.encoder, "require", None)
+        if not callable(require):
+            raise ConfigError(
+                f"sink '{self.names.get('sink', type(self.sink).__name__)}' requires a schema "
+                f"and partitioning that encoder "
+                f"'{self.names.get('encoder', type(self.encoder).__name__)}' cannot write")
+        require(needs)
+
+    def _join(self, threads: list[threading.Thread]) -> None:
+        """Wait for the workers to drain; once aborted (even mid-wait) give them 2 s at most,
+        or up to ABORT_COMMIT_GRACE while a commit is running: the source is closed (which
+        releases what it holds) only after the commits end, so nothing is both released and
+        committed."""
+        deadline: float | None = None
+        for thread in threads:
+            while thread.is_alive():
+                if self._abort.is_set():
+                    deadline = deadline or time.monotonic() + 2.0
+                    running = self._commit.gate.running()
+                    if time.monotonic() >= deadline and not running:
+                        return
+                    if time.monotonic() >= deadline - 2.0 + ABORT_COMMIT_GRACE:
+                        log.warning("%d commits still running %gs after the abort; their "
+                                    "messages may be written and delivered again",
+                                    running, ABORT_COMMIT_GRACE)
+                        return
+                thread.join(0.1)
+
+    def _receive_loop(self, batcher: Batcher) -> None:
+        settings = self.settings
+        idle_since = time.monotonic()
+        failures = 0
+        while not self._stop.is_set() or self._source_draining():
+            timeout = max(0.0, min(settings.poll_interval, batcher.time_left()))
+            try:
+                messages = self.source.receive(settings.receive_max, timeout)
+                failures = 0
+            except ConfigError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the source retries; we keep running
+                failures += 1
+                wait = settings.write_retry.delay(min(failures, 8))
+                log.warning("receive failed (%d in a row), retrying in %.1fs: %s",
+                            failures, wait, exc)
+                self._stop.wait(wait)
+                continue
+            now = time.monotonic()
+            if messages:
+                idle_since = now
+                sizes = list(map(len, map(_BODY, messages)))
+                size = sum(sizes)
+                self.metrics.incr("received", len(messages))
+                self.metrics.incr("received_bytes", size)
+                self.metrics.add_in_flight(len(messages), size)
+                for batch in batcher.add(messages, sizes):
+                    self._submit(batch)
+            if batcher.due():
+                self._submit(batcher.take())
+            if not messages:
+                if self.source.exhausted:
+                    # in-flight batches may still give messages back (nack): drained only
+                    # once nothing is buffered or being flushed and the source stays empty
+                    if len(batcher):
+                        self._submit(batcher.take())
+                    elif self._idle() and self.source.exhausted:
+                        self.stopped_reason = "stopped" if self._stop.is_set() else "drained"
+                        return
+                    else:
+                        self._abort.wait(0.02)
+                    continue
+                idle = settings.exit_when_idle
+                if idle is not None and now - idle_since >= idle and self._idle():
+                    if len(batcher):
+                        self._submit(batcher.take())
+                        continue
+                    self.stopped_reason = "idle"
+                    return
+        self.stopped_reason = "aborted" if self._abort.is_set() else "stopped"
+
+    def _source_draining(self) -> bool:
+        """After stop(): a source that cannot redeliver (it has ``stop_reading``, like stdin)
+        stops reading and is received from until exhausted, so no line it read is lost."""
+        stop_reading = getattr(self.source, "stop_reading", None)
+        if self._abort.is_set() or not callable(stop_reading):
+            return False
+        if not self._source_stopped:
+            self._source_stopped = True
+            stop_reading()
+        return True
+
+    def _idle(self) -> bool:
+        with self._busy_lock:
+            return self._busy == 0 and self._queue.empty()
+
+    def _submit(self, batch: list[Message]) -> None:
+        if batch:
+            with self._busy_lock:
+                self._busy += 1
+            if not self._put(batch):
+                with self._busy_lock:
+                    self._busy -= 1
+                self._commit.release(batch)
+
+    def _put(self, item: list[Message] | None, force: bool = False) -> bool:
+        """Block while the flush queue is full (backpressure); give up only on abort."""
+        while True:
+            if self._abort.is_set() and not force:
+                return False
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                if force and self._abort.is_set():
+                    with contextlib.suppress(queue.Empty):
+                        dropped = self._queue.get_nowait()
+                        if dropped:
+                            self._commit.release(dropped)
+
+    def _close_components(self) -> None:
+        """Close everything after a run (or a validate): source, sinks, encoder, transformer."""
+        for component in (self.source, self.sink, self.error_sink, self.encoder,
+                          self.transformer):
+            self._close(component)
+
+    @staticmethod
+    def _close(component: Any) -> None:
+        close = getattr(component, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - close the others anyway
+                log.exception("closing %s failed", type(component).__name__)
+
+    # ---------------------------------------------------------------- flush
+
+    def _worker(self, worker: int) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is None:
+                return
+            try:
+                if self._abort.is_set():
+                    self._commit.release(batch)
+                else:
+                    self.flush(batch, worker)
+            except Exception:  # noqa: BLE001 - a bug must not kill the worker
+                log.exception("flush failed unexpectedly; releasing %d messages", len(batch))
+                self._commit.release(batch)
+            finally:
+                with self._busy_lock:
+                    self._busy -= 1

@@ -1,0 +1,140 @@
+"""The settings of a run that are not components: batch limits, workers, layout, retries.
+
+Their defaults and limits are declared once, as options (``config.PIPELINE_OPTIONS``): the
+CLI flags, ``INGEST_*`` variables, the TOML ``[pipeline]`` table and :class:`PipelineSettings`
+all read that declaration, so ``PipelineSettings()`` and a bare ``ingest`` agree.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .batcher import BatchLimits
+from .errors import ConfigError
+from .keys import KeyTemplate
+from .retry import RetryPolicy
+
+#: How errors in settings given through the Python API name the setting.
+WHERE = "PipelineSettings"
+
+
+def check_key_template(template: str) -> None:
+    """``Option.check`` of key templates: ValueError naming what is wrong."""
+    try:
+        KeyTemplate(template)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def check_partition_by(value: str) -> None:
+    """``Option.check`` of ``partition_by``: ``processing`` or ``event:FIELD``."""
+    if value != "processing" and not (value.startswith("event:") and len(value) > 6):
+        raise ValueError(f"{value!r} is neither 'processing' nor 'event:FIELD'")
+
+
+@functools.cache
+def declared() -> Mapping[str, Any]:
+    """The declared default of every pipeline option, parsed (``"5MiB"`` -> 5242880)."""
+    from .config import PIPELINE_OPTIONS  # the declaration; config imports this module
+    from .options import parse_options
+
+    return parse_options(PIPELINE_OPTIONS, {}, "pipeline")
+
+
+def _default(name: str) -> Any:
+    return field(default_factory=lambda: declared()[name])
+
+
+def _retry(prefix: str) -> Any:
+    def make() -> RetryPolicy:
+        d = declared()
+        return RetryPolicy(d[f"{prefix}_attempts"], d[f"{prefix}_base_delay"],
+                           d[f"{prefix}_max_delay"], d["retry_jitter"])
+
+    return field(default_factory=make)
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """Everything about a run that is not a component. Defaults follow Firehose where it has one;
+    they are the CLI's (one declaration), and invalid values raise a ConfigError naming the
+    setting (``PipelineSettings option 'workers': ...``)."""
+
+    batch: BatchLimits = field(default_factory=BatchLimits)  # the declared batch_max_*
+    workers: int = _default("workers")
+    key_template: str = _default("key_template")
+    error_key_template: str = _default("key_template")
+    exit_when_idle: float | None = None
+    write_retry: RetryPolicy = _retry("write")
+    ack_retry: RetryPolicy = _retry("ack")
+    partition_by: str = _default("partition_by")  # or "event:FIELD"
+    on_missing_time: Literal["processing", "reject"] = _default("on_missing_time")
+    max_open_partitions: int = _default("max_open_partitions")
+    on_partition_overflow: Literal["processing", "reject"] = _default("on_partition_overflow")
+    target_file_size: int = _default("target_file_size")  # 0 = one file per partition
+    manifest: bool = _default("manifest")
+    receive_max: int = 1000
+    poll_interval: float = 0.5
+
+    def __post_init__(self) -> None:
+        from .config import PIPELINE_OPTIONS
+
+        options = {opt.name: opt for opt in PIPELINE_OPTIONS}
+        for name, value in self.as_options().items():
+            if value is not None:
+                options[name].parse(value, WHERE)
+        try:
+            KeyTemplate(self.error_key_template)
+        except ConfigError as exc:
+            raise ConfigError(f"{WHERE} option 'error_key_template': {exc}") from None
+
+    @classmethod
+    def from_options(cls, values: Mapping[str, Any]) -> PipelineSettings:
+        """Settings from parsed pipeline option values (``parse_options(PIPELINE_OPTIONS...)``)."""
+        return cls(
+            batch=BatchLimits(values["batch_max_bytes"], values["batch_max_records"],
+                              values["batch_max_age"]),
+            workers=values["workers"],
+            key_template=values["key_template"],
+            partition_by=values["partition_by"],
+            on_missing_time=values["on_missing_time"],
+            max_open_partitions=values["max_open_partitions"],
+            on_partition_overflow=values["on_partition_overflow"],
+            target_file_size=values["target_file_size"],
+            exit_when_idle=values["exit_when_idle"],
+            manifest=values["manifest"],
+            write_retry=RetryPolicy(values["write_attempts"], values["write_base_delay"],
+                                    values["write_max_delay"], values["retry_jitter"]),
+            ack_retry=RetryPolicy(values["ack_attempts"], values["ack_base_delay"],
+                                  values["ack_max_delay"], values["retry_jitter"]),
+        )
+
+    def as_options(self) -> dict[str, Any]:
+        """These settings as pipeline option values (the inverse of :meth:`from_options`)."""
+        out = {
+            "batch_max_bytes": self.batch.max_bytes,
+            "batch_max_records": self.batch.max_records,
+            "batch_max_age": self.batch.max_age,
+            "workers": self.workers,
+            "key_template": self.key_template,
+            "partition_by": self.partition_by,
+            "on_missing_time": self.on_missing_time,
+            "max_open_partitions": self.max_open_partitions,
+            "on_partition_overflow": self.on_partition_overflow,
+            "target_file_size": self.target_file_size,
+            "exit_when_idle": self.exit_when_idle,
+            "manifest": self.manifest,
+        }
+        for prefix, policy in (("write", self.write_retry), ("ack", self.ack_retry)):
+            out[f"{prefix}_attempts"] = policy.attempts
+            out[f"{prefix}_base_delay"] = policy.base_delay
+            out[f"{prefix}_max_delay"] = policy.max_delay
+        out["retry_jitter"] = self.write_retry.jitter
+        return out
+
+    @property
+    def event_time_field(self) -> str | None:
+        return self.partition_by[6:] if self.partition_by.startswith("event:") else None
