@@ -227,3 +227,46 @@ def test_second_ctrl_c_during_a_parquet_write_prints_no_traceback(
     assert len(loud) == 2, loud  # the abort, and where the unwritten lines were saved
     assert "second SIGINT: aborting" in loud[0]
     assert "lines read but not written were saved to" in loud[1]
+
+
+@pytest.mark.timeout(200)
+def test_stdin_read_ahead_is_bounded_in_bytes(
+    tmp_path: Path, make_plugin: Callable[..., Path],
+) -> None:
+    """200 KB lines and a sink that commits once a second: the reader must not queue what
+    the pipeline cannot take (it held 10,000 lines: 2 GB of these)."""
+    psutil = pytest.importorskip("psutil")
+    site = make_plugin(dist="slow-commit", entry="slowcommit",
+                       code=SLOW_COMMIT_SINK.replace("time.sleep(0.2)", "time.sleep(1.0)"))
+    proc = _start(tmp_path, site, [sys.executable], "--batch-max-age", "1h")
+    assert proc.stdin is not None
+    line = json.dumps({"pad": "x" * 200_000}).encode() + b"\n"
+    proc.stdin.write(line)
+    proc.stdin.flush()
+    deadline = time.monotonic() + 60
+    while _unread(proc.stdin.fileno()):  # running and reading
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    child = psutil.Process(proc.pid)
+    base = child.memory_info().rss
+
+    def feed() -> None:
+        try:
+            for _ in range(750):  # 150 MB
+                proc.stdin.write(line)  # type: ignore[union-attr]
+        except (BrokenPipeError, ValueError):
+            pass
+
+    import threading
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    peak = 0
+    until = time.monotonic() + 8
+    while time.monotonic() < until:
+        peak = max(peak, child.memory_info().rss - base)
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    print(f"RSS growth while fed 150 MB faster than written: {peak / 2**20:.0f} MiB")
+    assert peak < 64 * 2**20, f"RSS grew {peak / 2**20:.0f} MiB: the read-ahead is not bounded"
