@@ -23,9 +23,8 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Generator, Sequence
 from datetime import UTC, datetime
-from itertools import repeat
 from operator import attrgetter
 from typing import IO
 
@@ -41,6 +40,7 @@ _POLL = 0.1  # seconds the stdin reader waits for input before checking for a st
 _BODY = attrgetter("body")
 _ID = attrgetter("id")
 _BOM = b"\xef\xbb\xbf"
+_NL_BOM = b"\n" + _BOM
 _PATTERNS = ("*.jsonl", "*.ndjson", "*.json", "*.jsonl.gz", "*.ndjson.gz", "*.json.gz")
 
 
@@ -57,7 +57,9 @@ class FileSource(BaseSource):
         self.failed: list[Message] = []
         self.spilled = 0  # lines saved to the spill file by close()
         self.unwritten: list[Message] = []  # lines read and not written, found by close()
-        self._held: dict[str, Message] = {}  # delivered, neither acked nor nacked yet
+        # delivered, neither acked nor nacked yet: a set of Messages (identity hash), so that
+        # receive and ack each cost one C-level call per batch
+        self._held: set[Message] = set()
         self._stopping = threading.Event()
         self._position = ("", 0)  # the file being read and the lines read from it
         self._lines = self._iter_lines()
@@ -112,7 +114,7 @@ class FileSource(BaseSource):
                     number += len(lines)
                     self._position = (label, number)
                     yield _messages(label, number - len(lines), lines,
-                                    b"\r" in block or b"\r" in lines[-1], _BOM in block)
+                                    b"\r" in block or b"\r" in lines[-1], _bom_at_line_start(block))
             finally:
                 if handle is not sys.stdin.buffer:
                     handle.close()
@@ -121,7 +123,7 @@ class FileSource(BaseSource):
     def receive(self, max_messages: int, timeout: float) -> Sequence[Message]:
         out = self._receive(max_messages, timeout)
         if out:
-            self._held.update(zip(map(_ID, out), out, strict=True))
+            self._held.update(out)
         return out
 
     def _receive(self, max_messages: int, timeout: float) -> list[Message]:
@@ -201,7 +203,7 @@ class FileSource(BaseSource):
                 *lines, pending = pending.split(b"\n")
                 size = sum(map(len, lines))
                 # lines after the first begin in this chunk; the first may begin earlier
-                bom = _BOM in chunk or lines[0].startswith(_BOM)
+                bom = _NL_BOM in chunk or lines[0].startswith(_BOM)
                 into.put(_messages("stdin", number, lines, b"\r" in chunk, bom), size)
                 number += len(lines)
         except OSError as exc:
@@ -210,13 +212,13 @@ class FileSource(BaseSource):
             into.end(pending, number + 1)
 
     def ack(self, messages: Sequence[Message]) -> None:
-        _forget(self._held, messages)
+        self._held.difference_update(messages)
         if self._deliveries:
             for message in messages:
                 self._deliveries.pop(message.id, None)
 
     def nack(self, messages: Sequence[Message], delay: float | None = None) -> None:
-        _forget(self._held, messages)
+        self._held.difference_update(messages)
         failed: list[Message] = []
         for message in messages:
             count = self._deliveries.get(message.id, 1) + 1
@@ -246,7 +248,7 @@ class FileSource(BaseSource):
         self.failed.extend(self._retry)  # given back, not delivered again before the stop
         self._retry.clear()
         self._stopping.set()
-        unwritten: list[Message] = [*self.failed, *self._held.values()]  # disjoint
+        unwritten: list[Message] = [*self.failed, *sorted(self._held, key=_line_order)]
         partial = b""
         if self._stdin is not None:
             rest, partial = self._stdin.close()
@@ -287,9 +289,16 @@ class FileSource(BaseSource):
                   os.path.abspath(path))
 
 
-def _forget(held: dict[str, Message], messages: Iterable[Message]) -> None:
-    """Drop settled messages from ``held`` (C-level loop: runs for every acked batch)."""
-    deque(map(held.pop, map(_ID, messages), repeat(None)), maxlen=0)
+def _bom_at_line_start(block: bytes) -> bool:
+    """A byte order mark opens a line of ``block`` (which starts at a line start). U+FEFF
+    inside values is common in real text and must not cost a pass over every line."""
+    return block.startswith(_BOM) or _NL_BOM in block
+
+
+def _line_order(message: Message) -> tuple[str, int]:
+    """Sort key of ``label:N`` ids: input order."""
+    label, _, number = message.id.rpartition(":")
+    return label, int(number) if number.isdigit() else 0
 
 
 class _ReadAhead:
