@@ -66,4 +66,4 @@ def test_idle_exit_after_giving_messages_back_is_not_a_success(
     run = Ingest([*args, *s3_args(unique_name), "--batch-max-age", "1s",
                   "--exit-when-idle", "2s"], env_for(aws_env), logdir).wait(120)
     assert run.code == 1, run.stderr[-3000:]
-    assert "2 messages given back to the source were not seen again" in run.stderr
+    assert "2 messages given back to the source unwritten were not seen again" in run.stderr

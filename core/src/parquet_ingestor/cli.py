@@ -171,9 +171,9 @@ def _run(pipeline: Any, values: dict[str, Any], early: SignalPolicy | None = Non
         return 130
     given_back = getattr(pipeline, "given_back", 0)
     if pipeline.stopped_reason == "idle" and given_back:
-        log.error("%d messages given back to the source were not seen again before the run "
-                  "went idle: they are still in the queue (or its dead-letter queue); exit 1",
-                  given_back)
+        log.error("%d messages given back to the source unwritten were not seen again before "
+                  "the run went idle: they are still in the source (waiting for their retry "
+                  "delay) or its dead-letter queue; exit 1", given_back)
         return 1
     failed = getattr(pipeline.source, "failed", None)
     if failed:

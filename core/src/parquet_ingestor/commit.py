@@ -550,7 +550,7 @@ class Committer:
                       "possible duplicates): %s", len(pending), exc)
             acked = len(messages) - len(pending)
             # stop holding them: a source that keeps leases alive would hide them forever
-            self.release(pending)
+            self.release(pending, written=True)
         else:
             self._settled(messages)
             acked = len(messages)
@@ -558,8 +558,10 @@ class Committer:
         p.metrics.progress()
         return acked
 
-    def release(self, messages: Sequence[Message]) -> int:
-        """Give messages back to the source (nack) so they are delivered again."""
+    def release(self, messages: Sequence[Message], written: bool = False) -> int:
+        """Give messages back to the source (nack) so they are delivered again. Unless they
+        were ``written`` already (only their ack failed), they are remembered as given back
+        until acknowledged (see :attr:`given_back`)."""
         if not messages:
             return 0
         p = self.pipeline
@@ -569,6 +571,8 @@ class Committer:
             log.warning("nack of %d messages failed (they return when their lease lapses): %s",
                         len(messages), exc)
         p.metrics.incr("nacked", len(messages))
+        if written:
+            return len(messages)
         with self._given_back_lock:
             room = MAX_GIVEN_BACK_IDS - len(self._given_back)
             self._given_back.update(map(_ID, messages[:room]))
@@ -582,7 +586,8 @@ class Committer:
 
     @property
     def given_back(self) -> int:
-        """Messages given back (nacked) and not acknowledged since, up to MAX_GIVEN_BACK_IDS."""
+        """Messages given back (nacked) unwritten and not acknowledged since, up to
+        MAX_GIVEN_BACK_IDS: at the end of an idle run, work left in the source."""
         with self._given_back_lock:
             return len(self._given_back)
 
