@@ -342,7 +342,8 @@ def classify(method: str, path: str, headers: Any) -> str:
 
 
 class FaultProxy:
-    """An HTTP proxy on loopback in front of moto that fails a share of requests with 500s.
+    """An HTTP proxy on loopback in front of moto that fails a share of requests with 500s
+    (and, with ``delays``, holds each request of a kind that long before passing it on).
 
     ``rates`` maps a kind to the probability that one of its requests fails; ``outage(kind, s)``
     fails every request of that kind for ``s`` seconds. A share ``after_rate`` of the injected
@@ -351,9 +352,10 @@ class FaultProxy:
     """
 
     def __init__(self, upstream: str, rates: dict[str, float] | None = None, seed: int = 1,
-                 after_rate: float = 0.0) -> None:
+                 after_rate: float = 0.0, delays: dict[str, float] | None = None) -> None:
         self.upstream = urlsplit(upstream)
         self.rates = dict(rates or {})
+        self.delays = dict(delays or {})  # kind -> seconds each request waits before it goes on
         self.after_rate = after_rate
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
@@ -451,7 +453,9 @@ class FaultProxy:
     def handle(self, req: BaseHTTPRequestHandler) -> None:
         body = self._read_body(req)
         kind = classify(req.command, req.path, req.headers)
-        fault = self._decide(kind)
+        fault = self._decide(kind)  # counts it in ``seen`` on arrival
+        if self.delays.get(kind):
+            time.sleep(self.delays[kind])  # a slow network: the request arrives late, whole
         if fault == "before":
             self._fail(req, kind)
             return

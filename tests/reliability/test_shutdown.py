@@ -1,4 +1,4 @@
-"""Shutdown: SIGTERM flushes and acks what is buffered, exit 0; a second signal aborts with
+"""Shutdown: SIGTERM flushes and acks what is buffered, exit 0; a second SIGINT aborts with
 exit 130 and acks nothing unwritten (those messages come back to the queue)."""
 
 from __future__ import annotations
@@ -89,7 +89,9 @@ def test_second_signal_aborts_without_acking_unwritten_messages(
         while proxy.injected[S3_WRITE] < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert proxy.injected[S3_WRITE] >= 2, "the drain never tried to write"
-        ingest.signal(signal.SIGTERM)
+        ingest.signal(signal.SIGTERM)  # another SIGTERM keeps draining
+        time.sleep(1.2)  # later than a duplicate delivery of the first signal
+        ingest.signal(signal.SIGINT)  # a second Ctrl-C aborts
         run = ingest.wait(30)
 
     assert run.code == 130, run.stderr[-3000:]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -28,6 +27,7 @@ from .demo import demo_command
 from .errors import ConfigError, IngestError
 from .options import split_pairs
 from .plugins import KINDS, Registry, call_each, get_registry
+from .shutdown import Shutdown, SignalPolicy, hold_during_start_up
 from .status import StatusLine, is_tty, summary_table
 from .units import DURATION_FORMS, SIZE_FORMS
 
@@ -134,55 +134,33 @@ def _config_from_params(params: dict[str, Any]) -> RunConfig:
     return config
 
 
-def _hold_signals() -> list[int]:
-    """Until the pipeline runs, SIGINT/SIGTERM are noted (the run then stops before receiving)
-    instead of killing the process mid-start or printing a KeyboardInterrupt traceback; a
-    second one exits at once with 130. Returns the list the noted signals go to."""
-    seen: list[int] = []
+def _hold_signals() -> SignalPolicy:
+    """Until the pipeline runs, a stop request (SIGTERM, SIGHUP, SIGINT) is noted: the run then
+    stops before receiving, instead of dying mid-start or printing a KeyboardInterrupt
+    traceback. A second SIGINT exits at once with 130 (see :mod:`.shutdown`)."""
 
-    def on_signal(signum: int, frame: Any) -> None:
-        seen.append(signum)
-        if len(seen) > 1:
-            click.echo("ingest: second signal during start-up: exiting", err=True)
-            raise SystemExit(130)
+    def abort() -> None:
+        click.echo("ingest: second signal during start-up: exiting", err=True)
+        raise SystemExit(130)
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, on_signal)
-    return seen
+    return hold_during_start_up(abort)
 
 
-def _run(pipeline: Any, values: dict[str, Any], early: list[int] | None = None) -> int:
-    """Run with signal handling: first SIGINT/SIGTERM drains, a second aborts. ``early`` holds
-    signals that came during start-up: then the run stops before receiving anything."""
-    signals_seen = len(early or ())
-
-    def on_signal(signum: int, frame: Any) -> None:
-        nonlocal signals_seen
-        signals_seen += 1
-        if signals_seen == 1:
-            log.info("%s: finishing in-flight batches (send again to abort)",
-                     signal.Signals(signum).name)
-            pipeline.stop()
-        else:
-            log.warning("second signal: aborting, unwritten messages are not acknowledged")
-            pipeline.abort()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    if early:
-        log.info("%s during start-up: stopping before receiving anything (send again to abort)",
-                 signal.Signals(early[0]).name)
-        pipeline.stop()
+def _run(pipeline: Any, values: dict[str, Any], early: SignalPolicy | None = None) -> int:
+    """Run with signal handling (:mod:`.shutdown`): SIGTERM/SIGHUP/SIGINT drain, a second
+    SIGINT or ``--shutdown-timeout`` aborts. ``early`` holds what came during start-up."""
+    shutdown = Shutdown(pipeline, values.get("shutdown_timeout"), early)
     exporter = None
     status = StatusLine(pipeline).start() if is_tty() else None
     try:
-        if values.get("metrics_port") is not None:
-            from .exporter import start_exporter
+        with shutdown:
+            if values.get("metrics_port") is not None:
+                from .exporter import start_exporter
 
-            exporter = start_exporter(pipeline, values["metrics_port"], values["metrics_host"])
-        metrics = pipeline.run()
+                exporter = start_exporter(pipeline, values["metrics_port"],
+                                          values["metrics_host"])
+            metrics = pipeline.run()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         if exporter is not None:
             exporter.shutdown()
         if status is not None:
@@ -200,6 +178,12 @@ def _run(pipeline: Any, values: dict[str, Any], early: list[int] | None = None) 
     )
     if pipeline.aborted:
         return 130
+    given_back = getattr(pipeline, "given_back", 0)
+    if pipeline.stopped_reason == "idle" and given_back:
+        log.error("%d messages given back to the source unwritten were not seen again before "
+                  "the run went idle: they are still in the source (waiting for their retry "
+                  "delay) or its dead-letter queue; exit 1", given_back)
+        return 1
     failed = getattr(pipeline.source, "failed", None)
     if failed:
         hint = ("" if getattr(pipeline, "error_sink", None) is not None else

@@ -8,13 +8,14 @@ and the error sink all go through it), and acks follow the set's commit.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
 import time
 import uuid
 from base64 import b64encode
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import attrgetter
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("parquet_ingestor")
 
 MANIFEST_SUFFIX = ".manifest.json"
+#: most message ids remembered as given back and not acknowledged since (memory stays bounded)
+MAX_GIVEN_BACK_IDS = 100_000
 
 
 @dataclass
@@ -79,10 +82,17 @@ class CountingStream:
         self._abort = abort
         self.count = 0
         self.closed = False
+        self._stopped = False
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         if self._abort.is_set():
-            raise Aborted("aborted during write")
+            if not self._stopped:
+                self._stopped = True
+                raise Aborted("aborted during write")
+            # already stopped: later writes (an encoder's buffered stream flushing as it is
+            # destroyed) are dropped quietly, so Arrow prints no "Error ignored" traceback;
+            # the commit is refused anyway
+            return len(data) if not isinstance(data, memoryview) else data.nbytes
         self._inner.write(data)
         n = len(data) if not isinstance(data, memoryview) else data.nbytes
         self.count += n
@@ -105,6 +115,34 @@ class CountingStream:
 
     def close(self) -> None:  # the sink's commit decides; encoders may call close freely
         self.closed = True
+
+
+class CommitGate:
+    """Commits against an abort: a commit starts only while the run is not aborted, checked
+    under the lock that :meth:`running` takes, so the runner, once aborted, sees every commit
+    that started and waits for it before the source is closed (closing releases what the
+    source holds): nothing is both released and committed."""
+
+    def __init__(self, abort: threading.Event) -> None:
+        self._abort = abort
+        self._lock = threading.Lock()
+        self._running = 0
+
+    @contextlib.contextmanager
+    def commit(self) -> Iterator[None]:
+        with self._lock:
+            if self._abort.is_set():
+                raise Aborted("aborted before commit")
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running -= 1
+
+    def running(self) -> int:
+        with self._lock:
+            return self._running
 
 
 @dataclass(eq=False)
@@ -135,7 +173,7 @@ class SetOutcome:
 
 def commit_set(
     sink: Sink, files: Sequence[PendingFile], *, retry: RetryPolicy, abort: threading.Event,
-    on_retry: Callable[[], object] | None = None,
+    on_retry: Callable[[], object] | None = None, gate: CommitGate | None = None,
 ) -> SetOutcome:
     """Open, write and commit ``files`` as one commit set of ``sink`` (the one place that does).
 
@@ -163,8 +201,12 @@ def commit_set(
             _quietly(transaction.abort, "abort of an empty commit set")
             break
         try:
-            transaction.commit(_summary(outcome.commit_id, staged))
+            with gate.commit() if gate is not None else contextlib.nullcontext():
+                transaction.commit(_summary(outcome.commit_id, staged))
             errors: Mapping[str, BaseException] = {}
+        except Aborted:  # the gate refused: the abort came after the check above
+            _quietly(transaction.abort, "abort of a commit set")
+            raise
         except PartialCommitError as exc:
             errors = exc.errors
         except Exception as exc:  # noqa: BLE001 - nothing of the set is visible: try again
@@ -259,8 +301,11 @@ class Committer:
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
+        self.gate = CommitGate(pipeline.abort_event)
         self._batch_ids = iter(range(1, 1 << 62))
         self._bytes_per_row = 0.0
+        self._given_back: set[str] = set()  # ids nacked and not acked since (bounded)
+        self._given_back_lock = threading.Lock()
 
     def flush(self, batch: Sequence[Message], worker: int = 0) -> FlushResult:
         """Settle one batch."""
@@ -307,10 +352,11 @@ class Committer:
                                  result, worker)
         if failed:
             result.nacked += self.release([batch[i] for i in sorted(failed)])
-        if not p.aborted:
-            settled = rejected.keys() | failed
-            done = [m for i, m in enumerate(batch) if i not in settled] if settled else batch
-            result.acked += self.ack(done)
+        # written (committed) messages are acknowledged even after an abort: released, they
+        # would be written twice
+        settled = rejected.keys() | failed
+        done = [m for i, m in enumerate(batch) if i not in settled] if settled else batch
+        result.acked += self.ack(done)
         return self._finish(result, started)
 
     def _finish(self, result: FlushResult, started: float) -> FlushResult:
@@ -409,7 +455,7 @@ class Committer:
     def _retrying(self) -> dict[str, Any]:
         p = self.pipeline
         return {"retry": p.settings.write_retry, "abort": p.abort_event,
-                "on_retry": lambda: p.metrics.incr("write_retries")}
+                "on_retry": lambda: p.metrics.incr("write_retries"), "gate": self.gate}
 
     def _manifest(self, file: PendingFile, batch: Sequence[Message]) -> PendingFile:
         """``KEY.manifest.json``: the source message ids of every row in a committed file."""
@@ -470,9 +516,8 @@ class Committer:
         p.metrics.incr("errors_written", len(rejections))
         p.call_hook("ingest_messages_rejected", rejections=rejections,
                     destination="error-sink")
-        if not p.aborted:
-            result.acked += self.ack(messages)
-            p.poison.settled(messages)
+        result.acked += self.ack(messages)  # written to the error sink, even if aborted since
+        p.poison.settled(messages)
 
     def _write_errors(self, rejections: list[Rejection], worker: int) -> None:
         """One JSON-lines file of the rejected messages in the error sink; raises if it failed."""
@@ -510,20 +555,25 @@ class Committer:
                 attempt, what=f"ack of {len(messages)} messages",
                 on_retry=lambda n, exc: p.metrics.incr("ack_retries"))
         except Exception as exc:  # noqa: BLE001
+            self._settled(messages)
             p.metrics.incr("ack_failures", len(pending))
             log.error("could not acknowledge %d messages (they will be delivered again, "
                       "possible duplicates): %s", len(pending), exc)
             acked = len(messages) - len(pending)
             # stop holding them: a source that keeps leases alive would hide them forever
-            self.release(pending)
+            self.release(pending, written=True)
         else:
+            self._settled(messages)
             acked = len(messages)
         p.metrics.incr("acked", acked)
         p.metrics.progress()
         return acked
 
-    def release(self, messages: Sequence[Message], delay: float | None = None) -> int:
-        """Give messages back to the source (nack) so they are delivered again."""
+    def release(self, messages: Sequence[Message], delay: float | None = None,
+                written: bool = False) -> int:
+        """Give messages back to the source (nack) so they are delivered again (after
+        ``delay``; None: the source's own). Unless they were ``written`` already (only their
+        ack failed), they are remembered as given back until acknowledged (:attr:`given_back`)."""
         if not messages:
             return 0
         p = self.pipeline
@@ -533,10 +583,29 @@ class Committer:
             log.warning("nack of %d messages failed (they return when their lease lapses): %s",
                         len(messages), exc)
         p.metrics.incr("nacked", len(messages))
+        if written:
+            return len(messages)
+        with self._given_back_lock:
+            room = MAX_GIVEN_BACK_IDS - len(self._given_back)
+            self._given_back.update(map(_ID, messages[:room]))
         return len(messages)
+
+    def _settled(self, messages: Sequence[Message]) -> None:
+        """Messages given back earlier and now acknowledged are no longer outstanding."""
+        if self._given_back:
+            with self._given_back_lock:
+                self._given_back.difference_update(map(_ID, messages))
+
+    @property
+    def given_back(self) -> int:
+        """Messages given back (nacked) unwritten and not acknowledged since, up to
+        MAX_GIVEN_BACK_IDS: at the end of an idle run, work left in the source."""
+        with self._given_back_lock:
+            return len(self._given_back)
 
 
 _BODY = attrgetter("body")
+_ID = attrgetter("id")
 
 
 def total_size(messages: Sequence[Message]) -> int:

@@ -71,6 +71,9 @@ PIPELINE_OPTIONS: tuple[Option, ...] = (
            help="roll to a new file at about this encoded size (0: one file per partition)"),
     Option("exit_when_idle", "duration",
            help="stop cleanly once the source has been empty this long"),
+    Option("shutdown_timeout", "duration", default="60s", min=0,
+           help="longest drain after SIGTERM/SIGHUP/SIGINT; then abort as a second Ctrl-C "
+                "would (0: no limit)"),
     Option("manifest", "bool", default=False,
            help="write KEY.manifest.json with the source message ids of each file"),
     Option("max_deliveries", "int", default=10, min=1,

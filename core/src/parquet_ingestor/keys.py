@@ -81,6 +81,12 @@ class KeyTemplate:
             time.strftime(self.template)
         except ValueError as exc:
             raise ConfigError(f"bad strftime code: {exc}") from None
+        try:  # a sample key: a template that climbs out (``../{uuid}.{ext}``) fails now
+            self.render(datetime(2024, 1, 2, 3, 4, 5), "ext", dict.fromkeys(self.fields, "v"))
+        except ValueError:
+            raise ConfigError(
+                "must stay inside the sink's prefix or root: no '.' or '..' path segments "
+                f"and no trailing '/' ({self.template!r})") from None
 
     @property
     def fields(self) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ TOML values from a config file; :func:`parse_options` turns both into typed valu
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -130,9 +131,12 @@ def _convert(kind: OptionType, value: Any) -> Any:
         if isinstance(value, bool):
             raise ValueError(f"expected a number, got {value!r}")
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise ValueError(f"expected a number, got {value!r}") from None
+        if not math.isfinite(number):  # NaN passes every min/max comparison
+            raise ValueError(f"expected a finite number, got {value!r}")
+        return number
     if kind == "bool":
         if isinstance(value, bool):
             return value

@@ -36,6 +36,9 @@ _BODY = attrgetter("body")
 
 #: How many recent files ``Pipeline.files`` keeps.
 RECENT_FILES = 1000
+#: seconds an abort waits for commits already under way (an S3 upload completing) before the
+#: source is closed and releases what it holds
+ABORT_COMMIT_GRACE = 10.0
 
 
 class Pipeline:
@@ -80,6 +83,7 @@ class Pipeline:
         #: rejected messages given back to the source: their redeliveries are recognized (one
         #: warning per message, not per delivery) and poison ones are held off (--max-deliveries)
         self.poison = PoisonGuard(self.settings.max_deliveries)
+        self._source_stopped = False
         self.stopped_reason = ""
 
     # ---------------------------------------------------------------- control
@@ -96,6 +100,12 @@ class Pipeline:
     @property
     def aborted(self) -> bool:
         return self._abort.is_set()
+
+    @property
+    def given_back(self) -> int:
+        """Messages given back to the source (nacked) and not acknowledged since: at the end
+        of an ``exit_when_idle`` run they are still in the source (or its dead-letter queue)."""
+        return self._commit.given_back
 
     @property
     def abort_event(self) -> threading.Event:
@@ -206,13 +216,22 @@ class Pipeline:
         require(needs)
 
     def _join(self, threads: list[threading.Thread]) -> None:
-        """Wait for the workers to drain; once aborted (even mid-wait) give them 2 s at most."""
+        """Wait for the workers to drain; once aborted (even mid-wait) give them 2 s at most,
+        or up to ABORT_COMMIT_GRACE while a commit is running: the source is closed (which
+        releases what it holds) only after the commits end, so nothing is both released and
+        committed."""
         deadline: float | None = None
         for thread in threads:
             while thread.is_alive():
                 if self._abort.is_set():
                     deadline = deadline or time.monotonic() + 2.0
-                    if time.monotonic() >= deadline:
+                    running = self._commit.gate.running()
+                    if time.monotonic() >= deadline and not running:
+                        return
+                    if time.monotonic() >= deadline - 2.0 + ABORT_COMMIT_GRACE:
+                        log.warning("%d commits still running %gs after the abort; their "
+                                    "messages may be written and delivered again",
+                                    running, ABORT_COMMIT_GRACE)
                         return
                 thread.join(0.1)
 
@@ -220,7 +239,7 @@ class Pipeline:
         settings = self.settings
         idle_since = time.monotonic()
         failures = 0
-        while not self._stop.is_set():
+        while not self._stop.is_set() or self._source_draining():
             timeout = max(0.0, min(settings.poll_interval, batcher.time_left()))
             try:
                 messages = self.source.receive(settings.receive_max, timeout)
@@ -256,10 +275,10 @@ class Pipeline:
                     if len(batcher):
                         self._submit(batcher.take())
                     elif self._idle() and self.source.exhausted:
-                        self.stopped_reason = "drained"
+                        self.stopped_reason = "stopped" if self._stop.is_set() else "drained"
                         return
                     else:
-                        self._stop.wait(0.02)
+                        self._abort.wait(0.02)
                     continue
                 idle = settings.exit_when_idle
                 if idle is not None and now - idle_since >= idle and self._idle():
@@ -269,6 +288,17 @@ class Pipeline:
                     self.stopped_reason = "idle"
                     return
         self.stopped_reason = "aborted" if self._abort.is_set() else "stopped"
+
+    def _source_draining(self) -> bool:
+        """After stop(): a source that cannot redeliver (it has ``stop_reading``, like stdin)
+        stops reading and is received from until exhausted, so no line it read is lost."""
+        stop_reading = getattr(self.source, "stop_reading", None)
+        if self._abort.is_set() or not callable(stop_reading):
+            return False
+        if not self._source_stopped:
+            self._source_stopped = True
+            stop_reading()
+        return True
 
     def _idle(self) -> bool:
         with self._busy_lock:

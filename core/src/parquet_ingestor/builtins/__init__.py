@@ -14,6 +14,11 @@ from ..options import Option
 FILE_SOURCE_OPTIONS = (
     Option("path", "path", required=True,
            help="JSON-lines file, directory, or glob (gzip files too); '-' reads stdin"),
+    Option("read_ahead", "size", default="4MiB", min=1,
+           help="bytes of stdin read ahead of the pipeline (bounds memory with slow sinks)"),
+    Option("spill", default="ingest-unwritten-{time}-{pid}.jsonl",
+           help="file that lines read but not written (abort, failures) are saved to, "
+                "{time} and {pid} filled in; the log names it"),
 )
 JSON_OPTIONS = (
     Option("schema", "path", help="JSON file mapping column -> Arrow type, e.g. {\"user_id\": \"int64\"}"),
@@ -28,6 +33,9 @@ JSONL_OPTIONS = (
 FILE_SINK_OPTIONS = (
     Option("path", "path", required=True, help="root directory; nothing is written outside it"),
     Option("fsync", "bool", default=True, help="fsync files and directories before commit"),
+    Option("stale_temps", "duration", default="1h", min=0,
+           help="at start, remove this sink's temporary files older than this, left by a "
+                "killed run (0: keep them)"),
 )
 
 

@@ -1,26 +1,35 @@
 """Sink ``file``: a local directory. Writes a hidden temporary file, fsyncs, then renames.
 
 Keys never leave the root: absolute keys, ``..`` and symlinks that point outside are refused.
+A process killed mid-write (SIGKILL, power loss) leaves its temporary file: at start the sink
+removes files of its own temporary pattern (``.NAME.XXXXXXXX.tmp``) older than ``stale_temps``
+(a live writer's file is never that old), and checks that it can write to the root.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 import secrets
+import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConfigError
 from ..interfaces import BaseSink
 from ..keys import check_key
 
+log = logging.getLogger(__name__)
+_TEMP = re.compile(r"\..+\.[0-9a-f]{8}\.tmp")  # _FileWriter's temporary names
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(
     os, "O_CLOEXEC", 0)
 
 
 class FileSink(BaseSink):
-    def __init__(self, path: str, fsync: bool = True) -> None:
+    def __init__(self, path: str, fsync: bool = True, stale_temps: float = 3600.0) -> None:
         try:
             os.makedirs(path, exist_ok=True)
         except OSError as exc:
@@ -28,6 +37,37 @@ class FileSink(BaseSink):
                               f"{exc.strerror}") from None
         self.root = Path(os.path.realpath(path))
         self.fsync = fsync
+        self.stale_temps = stale_temps
+
+    def start(self, context: Any = None) -> None:
+        """Check the root is writable (``--validate`` too) and remove stale temporaries."""
+        probe = self.root / f".ingest-probe.{secrets.token_hex(4)}"
+        try:
+            os.close(os.open(probe, _FLAGS, 0o644))
+            os.unlink(probe)
+        except OSError as exc:
+            raise ConfigError(f"sink 'file' option 'path': cannot write to {str(self.root)!r}: "
+                              f"{exc.strerror}") from None
+        if self.stale_temps > 0:
+            self.remove_stale_temps(self.stale_temps)
+
+    def remove_stale_temps(self, older_than: float) -> int:
+        """Delete this sink's temporary files not modified for ``older_than`` seconds."""
+        cutoff = time.time() - older_than
+        removed = 0
+        for folder, _, names in os.walk(self.root):
+            for name in names:
+                if not _TEMP.fullmatch(name):
+                    continue
+                path = os.path.join(folder, name)
+                with contextlib.suppress(OSError):  # gone meanwhile, or not ours to remove
+                    if os.lstat(path).st_mtime < cutoff:
+                        os.unlink(path)
+                        removed += 1
+        if removed:
+            log.info("removed %d stale temporary file(s) under %s (left by a killed run)",
+                     removed, self.root)
+        return removed
 
     def resolve(self, key: str) -> Path:
         """The path for ``key``, creating its directories; refuses anything outside the root."""

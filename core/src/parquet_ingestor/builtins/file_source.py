@@ -4,7 +4,12 @@ A file cannot redeliver, so a nacked line is queued again in memory, up to ``max
 times; after that it is counted in :attr:`FileSource.failed` and the run reports it.
 
 Stdin (``path=-``) is read by a background thread, so ``receive`` honours its timeout on a pipe
-that stays open: batches age out, signals drain and ``--exit-when-idle`` works without EOF.
+that stays open: batches age out, signals drain and ``--exit-when-idle`` works without EOF. What
+it reads ahead is bounded in bytes (``read_ahead``), not lines.
+
+No line that was read is lost: on a drain, :meth:`FileSource.stop_reading` stops reading and the
+pipeline receives what was read; whatever was read but not written when the source closes (an
+abort, lines that failed, an incomplete last line) is saved to a spill file, named in the log.
 """
 
 from __future__ import annotations
@@ -13,30 +18,50 @@ import glob
 import gzip
 import logging
 import os
-import queue
+import select
 import sys
 import threading
+import time
 from collections import deque
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Sequence
+from datetime import UTC, datetime
+from operator import attrgetter
 from typing import IO
 
 from ..errors import ConfigError
 from ..interfaces import BaseSource, RunContext
 from ..message import Message
+from ..units import parse_size
 
 log = logging.getLogger(__name__)
 _BLOCK = 1 << 20  # bytes read at a time (then completed to a whole line)
+_CHUNK = 1 << 16  # bytes of stdin read at a time
+_POLL = 0.1  # seconds the stdin reader waits for input before checking for a stop
+_BODY = attrgetter("body")
+_ID = attrgetter("id")
+_BOM = b"\xef\xbb\xbf"
+_NL_BOM = b"\n" + _BOM
 _PATTERNS = ("*.jsonl", "*.ndjson", "*.json", "*.jsonl.gz", "*.ndjson.gz", "*.json.gz")
 
 
 class FileSource(BaseSource):
     """Reads lines lazily, so memory does not grow with the file."""
 
-    def __init__(self, path: str, max_deliveries: int = 3) -> None:
+    def __init__(self, path: str, max_deliveries: int = 3, read_ahead: int | str = "4MiB",
+                 spill: str | None = None) -> None:
         self.path = path
         self.max_deliveries = max_deliveries
+        self.read_ahead = parse_size(read_ahead) if isinstance(read_ahead, str) else read_ahead
+        self.spill = spill or ""
         self.files = ["-"] if path == "-" else self._expand(path)
         self.failed: list[Message] = []
+        self.spilled = 0  # lines saved to the spill file by close()
+        self.unwritten: list[Message] = []  # lines read and not written, found by close()
+        # delivered, neither acked nor nacked yet: a set of Messages (identity hash), so that
+        # receive and ack each cost one C-level call per batch
+        self._held: set[Message] = set()
+        self._stopping = threading.Event()
+        self._position = ("", 0)  # the file being read and the lines read from it
         self._lines = self._iter_lines()
         self._block: list[Message] = []  # messages read ahead; self._cursor is the next one
         self._cursor = 0
@@ -44,7 +69,9 @@ class FileSource(BaseSource):
         self._deliveries: dict[str, int] = {}
         self._done = False
         self._open_file: IO[bytes] | None = None
-        self._stdin: queue.Queue[Message | None] | None = None
+        self._stdin: _ReadAhead | None = None
+        self._stdin_thread: threading.Thread | None = None
+        self._closed = False
 
     @staticmethod
     def _expand(path: str) -> list[str]:
@@ -84,8 +111,10 @@ class FileSource(BaseSource):
                         lines[-1] += handle.readline().rstrip(b"\n")  # finish the last line
                     else:
                         lines.pop()  # the block ended with a line break
-                    yield _messages(label, number, lines, b"\r" in block or b"\r" in lines[-1])
                     number += len(lines)
+                    self._position = (label, number)
+                    yield _messages(label, number - len(lines), lines,
+                                    b"\r" in block or b"\r" in lines[-1], _bom_at_line_start(block))
             finally:
                 if handle is not sys.stdin.buffer:
                     handle.close()
@@ -97,6 +126,12 @@ class FileSource(BaseSource):
             self.max_deliveries = context.max_deliveries
 
     def receive(self, max_messages: int, timeout: float) -> Sequence[Message]:
+        out = self._receive(max_messages, timeout)
+        if out:
+            self._held.update(out)
+        return out
+
+    def _receive(self, max_messages: int, timeout: float) -> list[Message]:
         out: list[Message] = []
         while self._retry and len(out) < max_messages:
             out.append(self._retry.popleft())
@@ -107,6 +142,13 @@ class FileSource(BaseSource):
         want = max_messages - len(out)
         while want > 0:
             if self._cursor >= len(self._block):
+                if self._stopping.is_set():
+                    self._done = True
+                    label, number = self._position
+                    if label:
+                        log.info("stopped reading %s after line %d (the rest was not read)",
+                                 label, number)
+                    break
                 try:
                     self._block, self._cursor = next(self._lines), 0
                 except StopIteration:
@@ -119,88 +161,231 @@ class FileSource(BaseSource):
             out += taken
         return out
 
+    def stop_reading(self) -> None:
+        """A drain begins: read nothing more; ``receive`` hands over what was already read,
+        then the source is exhausted. Thread-safe (a signal handler may call it)."""
+        self._stopping.set()
+
     def _receive_stdin(
         self, out: list[Message], max_messages: int, timeout: float
     ) -> list[Message]:
         if self._stdin is None:
-            self._stdin = queue.Queue(maxsize=10_000)
-            threading.Thread(target=self._pump_stdin, args=(self._stdin,),
-                             name="file-source-stdin", daemon=True).start()
-        try:
-            item = self._stdin.get(timeout=timeout) if timeout > 0 and not out else (
-                self._stdin.get_nowait())
-            while True:
-                if item is None:
-                    self._done = True
-                    break
-                out.append(item)
-                if len(out) >= max_messages:
-                    break
-                item = self._stdin.get_nowait()
-        except queue.Empty:
-            pass
+            self._stdin = _ReadAhead(self.read_ahead)
+            self._stdin_thread = threading.Thread(
+                target=self._pump_stdin, args=(self._stdin,), name="file-source-stdin",
+                daemon=True)
+            self._stdin_thread.start()
+        got, ended = self._stdin.take(max_messages - len(out), 0.0 if out else timeout)
+        out += got
+        if ended:
+            self._done = True
         return out
 
-    @staticmethod
-    def _pump_stdin(into: queue.Queue[Message | None]) -> None:
-        """Read fd 0 with os.read (no buffered-reader lock held at interpreter exit)."""
+    def _pump_stdin(self, into: _ReadAhead) -> None:
+        """Read fd 0 with os.read (no buffered-reader lock held at interpreter exit), waiting
+        with select() so that a drain or close stops it within a fraction of a second."""
+        number = 0  # lines before the next one
+        pending = b""
         try:
-            for number, body in enumerate(_fd_lines(0), 1):
-                if body.strip():
-                    into.put(Message(f"stdin:{number}", body))
+            while not self._stopping.is_set():
+                try:
+                    ready = select.select([0], [], [], _POLL)[0]
+                except (OSError, ValueError):  # not selectable: plain blocking reads
+                    ready = [0]
+                if not ready:
+                    continue
+                chunk = os.read(0, _CHUNK)
+                if not chunk:  # end of input: a last line without a line break is complete
+                    if pending:
+                        lines, pending = [pending], b""
+                        into.put(_messages("stdin", number, lines, b"\r" in lines[0],
+                                           _BOM in lines[0]),
+                                 len(lines[0]))
+                    break
+                pending += chunk
+                if b"\n" not in chunk:
+                    continue
+                *lines, pending = pending.split(b"\n")
+                size = sum(map(len, lines))
+                # lines after the first begin in this chunk; the first may begin earlier
+                bom = _NL_BOM in chunk or lines[0].startswith(_BOM)
+                into.put(_messages("stdin", number, lines, b"\r" in chunk, bom), size)
+                number += len(lines)
         except OSError as exc:
             log.error("reading stdin failed: %s", exc)
         finally:
-            into.put(None)
+            into.end(pending, number + 1)
 
     def ack(self, messages: Sequence[Message]) -> None:
+        self._held.difference_update(messages)
         if self._deliveries:
             for message in messages:
                 self._deliveries.pop(message.id, None)
 
     def nack(self, messages: Sequence[Message], delay: float | None = None) -> None:
+        self._held.difference_update(messages)
+        failed: list[Message] = []
         for message in messages:
             count = self._deliveries.get(message.id, 1) + 1
             if count > self.max_deliveries:
                 self._deliveries.pop(message.id, None)
-                self.failed.append(message)
-                log.error("line %s failed %d times and cannot be redelivered from a file",
-                          message.id, self.max_deliveries)
+                failed.append(message)
             else:
                 self._deliveries[message.id] = count
                 self._retry.append(message)
+        if failed:  # one line per call, not per input line (a full disk fails them all)
+            self.failed += failed
+            log.error("%d line(s) failed %d times and cannot be redelivered from a file "
+                      "(e.g. %s); they are saved with the unwritten lines at the end",
+                      len(failed), self.max_deliveries, failed[0].id)
 
     @property
     def exhausted(self) -> bool:
         return self._done and not self._retry
 
     def close(self) -> None:
-        """Lines given back but not delivered again before the run stopped count as failed."""
-        if self._retry:
-            log.error("%d nacked lines were not delivered again before the run stopped",
-                      len(self._retry))
-            self.failed.extend(self._retry)
-            self._retry.clear()
+        """Lines given back but not delivered again before the run stopped count as failed.
+        Every line read and not written (failed, given back, still held after an abort, read
+        ahead, an incomplete last line) is saved to the spill file, and the count logged."""
+        if self._closed:
+            return
+        self._closed = True
+        self.failed.extend(self._retry)  # given back, not delivered again before the stop
+        self._retry.clear()
+        self._stopping.set()
+        unwritten: list[Message] = [*self.failed, *sorted(self._held, key=_line_order)]
+        partial = b""
+        if self._stdin is not None:
+            rest, partial = self._stdin.close()
+            unwritten += rest
+        elif self._cursor < len(self._block):  # still in its file: say where delivery stopped
+            log.warning("not delivered: %s and the lines after it", self._block[self._cursor].id)
+        self._block, self._cursor = [], 0
         if self._open_file is not None and self._stdin is None:
             self._lines.close()
+        self.unwritten = unwritten + ([Message("stdin:partial", partial)] if partial else [])
+        if self.unwritten:
+            self._spill(self.unwritten, bool(partial))
+
+    def _spill(self, messages: list[Message], partial: bool) -> None:
+        """Save unwritten lines, one per line as they were read, and say where (without a
+        ``spill`` path, as from Python by default, they stay in :attr:`unwritten`)."""
+        if not self.spill:
+            log.error("%d lines read but not written (see FileSource.unwritten), e.g. %s",
+                      len(messages), ", ".join(m.id for m in messages[:5]))
+            return
+        path = self.spill.format(time=datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),
+                                 pid=os.getpid())
+        bodies = [m.body for m in messages]
+        try:
+            with open(path, "ab") as handle:
+                handle.write(b"".join(body + b"\n" for body in bodies))
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            log.error("%d lines read but not written could not be saved to %s: %s; their ids: "
+                      "%s", len(bodies), path, exc.strerror,
+                      ", ".join(m.id for m in messages[:20]))
+            return
+        self.spilled = len(bodies)
+        note = " (the last one incomplete: input stopped mid-line)" if partial else ""
+        log.error("%d lines read but not written were saved to %s%s; replay them with "
+                  "--source-opt path=%s", len(bodies), os.path.abspath(path), note,
+                  os.path.abspath(path))
 
 
-def _fd_lines(fd: int) -> Iterator[bytes]:
-    """Lines of a file descriptor without their line ending, as soon as each one is complete."""
-    pending = b""
-    while chunk := os.read(fd, 1 << 16):
-        pending += chunk
-        *complete, pending = pending.split(b"\n")
-        for line in complete:
-            yield line.rstrip(b"\r")
-    if pending:
-        yield pending.rstrip(b"\r")
+def _bom_at_line_start(block: bytes) -> bool:
+    """A byte order mark opens a line of ``block`` (which starts at a line start). U+FEFF
+    inside values is common in real text and must not cost a pass over every line."""
+    return block.startswith(_BOM) or _NL_BOM in block
 
 
-def _messages(label: str, before: int, lines: list[bytes], crlf: bool) -> list[Message]:
-    """One Message per non-blank line, id ``label:line number`` (1-based, blank lines count)."""
+def _line_order(message: Message) -> tuple[str, int]:
+    """Sort key of ``label:N`` ids: input order."""
+    label, _, number = message.id.rpartition(":")
+    return label, int(number) if number.isdigit() else 0
+
+
+class _ReadAhead:
+    """The stdin reader's queue of message lists, bounded in bytes of line bodies: ``put``
+    waits while ``limit`` bytes are queued (one list always fits, so a huge line cannot block
+    for ever). ``end`` marks the end of input; ``close`` returns what was never taken."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.bytes = 0
+        self._items: deque[tuple[list[Message], int]] = deque()
+        self._cond = threading.Condition()
+        self._ended = False
+        self._closed = False
+        self._partial = b""
+        self._leftover: list[Message] = []
+
+    def put(self, messages: list[Message], size: int) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self.bytes < self.limit or self._closed)
+            if self._closed:
+                self._leftover += messages
+                return
+            self._items.append((messages, size))
+            self.bytes += size
+            self._cond.notify_all()
+
+    def end(self, partial: bytes, number: int) -> None:
+        """No more input; ``partial`` is an incomplete last line read before a stop."""
+        with self._cond:
+            self._ended = True
+            self._partial = partial
+            if partial:
+                log.warning("stdin: stopped reading in the middle of line %d (%d bytes read); "
+                            "it is saved with the unwritten lines", number, len(partial))
+            self._cond.notify_all()
+
+    def take(self, most: int, timeout: float) -> tuple[list[Message], bool]:
+        """Up to ``most`` messages, waiting at most ``timeout`` s for the first; and whether
+        the input has ended and everything was taken."""
+        out: list[Message] = []
+        with self._cond:
+            if not self._items and not self._ended and timeout > 0:
+                self._cond.wait_for(lambda: self._items or self._ended, timeout)
+            while self._items and len(out) < most:
+                messages, size = self._items.popleft()
+                want = most - len(out)
+                if len(messages) > want:
+                    rest = messages[want:]
+                    rest_size = sum(map(len, map(_BODY, rest)))
+                    self._items.appendleft((rest, rest_size))
+                    messages, size = messages[:want], size - rest_size
+                    self.bytes -= size
+                else:
+                    self.bytes -= size
+                out += messages
+            if out:
+                self._cond.notify_all()
+            return out, self._ended and not self._items
+
+    def close(self) -> tuple[list[Message], bytes]:
+        """Stop: (messages never taken, an incomplete last line)."""
+        with self._cond:
+            self._closed = True
+            rest = [m for messages, _ in self._items for m in messages]
+            self._items.clear()
+            self.bytes = 0
+            self._cond.notify_all()
+        deadline = time.monotonic() + 2 * _POLL + 1.0
+        with self._cond:  # a put that was waiting for room hands its messages over
+            self._cond.wait_for(lambda: self._ended, max(0.0, deadline - time.monotonic()))
+            return rest + self._leftover, self._partial
+
+
+def _messages(label: str, before: int, lines: list[bytes], crlf: bool,
+              bom: bool = False) -> list[Message]:
+    """One Message per non-blank line, id ``label:line number`` (1-based, blank lines count).
+    A UTF-8 byte order mark opening a line (files saved by Windows tools) is dropped."""
     if crlf:
         lines = [line.rstrip(b"\r") for line in lines]
+    if bom:
+        lines = [line.removeprefix(_BOM) for line in lines]
     prefix = label + ":"
     if all(map(bytes.strip, lines)):  # no blank line: ids follow the positions
         ids = map(prefix.__add__, map(str, range(before + 1, before + 1 + len(lines))))

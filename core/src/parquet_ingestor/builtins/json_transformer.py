@@ -7,7 +7,9 @@ or falls back to ``json.loads``. Bodies that cannot be a JSON object are rejecte
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import re
+from collections.abc import Mapping, Sequence
 from itertools import repeat
 from operator import attrgetter
 from typing import Any
@@ -54,6 +56,7 @@ class JsonTransformer:
         for item in add_attributes or []:
             name, _, column = item.partition("=")
             self.add_attributes.append((name.strip(), column.strip() or f"_{name.strip()}"))
+        self._collision: re.Pattern[bytes] | None = None
 
     def transform(self, messages: Sequence[Message]) -> TransformResult:
         if not self.lines and messages:
@@ -92,9 +95,51 @@ class JsonTransformer:
         rejected: list[Rejection],
     ) -> TransformResult:
         columns: dict[str, list[Any]] = {}
+        if self.add_attributes:
+            lines, sources = self._without_collisions(messages, lines, sources, rejected)
         for name, column in self.add_attributes:
             if name == "message_id":
                 columns[column] = [messages[s].id for s in sources]
             else:
-                columns[column] = [messages[s].attributes.get(name) for s in sources]
+                columns[column] = [_attribute(messages[s], name) for s in sources]
         return TransformResult(JsonLines(lines, sources, columns, self.schema), rejected)
+
+    def _without_collisions(
+        self, messages: Sequence[Message], lines: list[bytes], sources: list[int],
+        rejected: list[Rejection],
+    ) -> tuple[list[bytes], list[int]]:
+        """Reject records that have a top-level field named like an added attribute column:
+        the column would overwrite the record's own value without a word."""
+        pattern = self._collision
+        if pattern is None:
+            names = b"|".join(re.escape(json.dumps(c).encode()) for _, c in self.add_attributes)
+            pattern = self._collision = re.compile(rb"(?:" + names + rb")\s*:")
+        bad: dict[int, str] = {}
+        for line, src in zip(lines, sources, strict=True):
+            if src in bad or not pattern.search(line):
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # the decoder rejects it with its own reason
+            clash = [c for _, c in self.add_attributes if isinstance(record, dict) and c in record]
+            if clash:
+                bad[src] = (f"field '{clash[0]}' is also the column of an added attribute "
+                            "(add_attributes): rename the column, e.g. "
+                            f"add_attributes=NAME={clash[0]}_attr")
+        if not bad:
+            return lines, sources
+        rejected.extend(Rejection(messages[src], reason) for src, reason in bad.items())
+        keep = [i for i, src in enumerate(sources) if src not in bad]
+        return [lines[i] for i in keep], [sources[i] for i in keep]
+
+
+def _attribute(message: Message, name: str) -> Any:
+    """An attribute by name: the message's own (``sent_timestamp``), else one of its message
+    attributes (SQS MessageAttributes such as ``trace_id``, under ``message_attributes``)."""
+    value = message.attributes.get(name)
+    if value is None:
+        nested = message.attributes.get("message_attributes")
+        if isinstance(nested, Mapping):
+            value = nested.get(name)
+    return value

@@ -53,6 +53,7 @@ class LeaseTable:
         # Leases that can no longer be extended (12-hour cap, lost receipt handle).
         self._final: dict[Lease, None] = {}
         self._reserved = 0
+        self._by_id: dict[str, Lease] = {}  # unsettled leases by message id
         self.closed = False
 
     def __len__(self) -> int:
@@ -86,9 +87,10 @@ class LeaseTable:
             if self.closed:
                 self._room.notify_all()
                 return False
-            active = self._active
+            active, by_id = self._active, self._by_id
             for lease in leases:
                 active[lease] = None
+                by_id[lease.message_id] = lease
                 self.bytes += lease.size
             if len(leases) < reserved:
                 self._room.notify_all()
@@ -103,12 +105,30 @@ class LeaseTable:
                 if lease.settled:
                     continue
                 lease.settled = True
+                if self._by_id.get(lease.message_id) is lease:
+                    del self._by_id[lease.message_id]
                 if active.pop(lease, 0) is None or final.pop(lease, 0) is None:
                     n += 1
                     self.bytes -= lease.size
             if n:
                 self._room.notify_all()
         return n
+
+    def renew(self, message_id: str, receipt_handle: str, deadline: float) -> Lease | None:
+        """A message received again while its lease is still held here (the lease lapsed and
+        SQS handed it out anew): keep the one lease, with the new receipt handle (only the
+        latest one can delete it) and deadline. Returns the lease, or None if not held."""
+        with self._lock:
+            lease = self._by_id.get(message_id)
+            if lease is None or lease.settled:
+                return None
+            lease.receipt_handle = receipt_handle
+            lease.deadline = deadline
+            if self._final.pop(lease, 0) is None:  # lost earlier: extend it again
+                self._active[lease] = None
+            else:
+                self._active.move_to_end(lease)
+            return lease
 
     def due(self, before: float, most: int) -> list[Lease]:
         """Active leases whose visibility lapses before ``before``, soonest first (at most ``most``)."""
@@ -143,6 +163,7 @@ class LeaseTable:
             leases = [*self._active, *self._final]
             self._active.clear()
             self._final.clear()
+            self._by_id.clear()
             self.bytes = 0
             for lease in leases:
                 lease.settled = True

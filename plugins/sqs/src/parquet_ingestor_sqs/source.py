@@ -19,22 +19,22 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
-from parquet_ingestor.errors import PartialAckError
+from parquet_ingestor.errors import ConfigError, PartialAckError
 from parquet_ingestor.interfaces import BaseSource
 from parquet_ingestor.message import Message
 
-from .batches import EntryFailure, call_in_batches, describe_error
-from .client import make_client, queue_attributes
+from .batches import call_in_batches, describe_error
+from .client import make_client, missing_queue, queue_attributes
 from .leases import Lease, LeaseTable
 from .messages import to_message, unwrap_sns
-from .options import MAX_VISIBILITY, SqsSettings
+from .options import MAX_VISIBILITY, WHERE, SqsSettings
 
 log = logging.getLogger("parquet_ingestor_sqs")
 
-ACK_RETRY_DELAYS = (0.05, 0.2, 0.5)  # pauses between the attempts of one ack call
 LEASE_SAFETY = 5.0  # seconds kept clear of SQS's 12-hour visibility limit
 EXTEND_WORKERS = 8  # concurrent ChangeMessageVisibilityBatch calls per lease round or release
-CLOSE_JOIN_TIMEOUT = 0.5  # how long close() waits for threads (pollers may sit in a long poll)
+CLOSE_JOIN_TIMEOUT = 0.5  # how long close() waits for the lease thread
+CLOSE_POLL_MARGIN = 5.0  # close() waits for open long polls: wait_time plus this
 STAT_NAMES = (
     "received",
     "acked",
@@ -49,10 +49,11 @@ STAT_NAMES = (
     "ack_retries",
     "ack_failures",
     "possible_duplicates",
+    "received_in_flight",
 )
 # Forwarded to the run's metrics. Not ack_failures: the pipeline counts those itself, once its own
 # retries of a PartialAckError are spent; counting each raise here too would inflate it.
-_METRIC_STATS = frozenset({"lease_extensions"})
+_METRIC_STATS = frozenset({"lease_extensions", "leases_lost"})
 
 
 class SqsSource(BaseSource):
@@ -119,6 +120,7 @@ class SqsSource(BaseSource):
         self._started = False
         self._closed = False
         self._metrics: Any = None
+        self._fatal: ConfigError | None = None  # set when the queue turns out deleted
         self._receive_params: dict[str, Any] = {
             "QueueUrl": self._url,
             "WaitTimeSeconds": settings.wait_time,
@@ -156,8 +158,9 @@ class SqsSource(BaseSource):
     def close(self) -> None:
         """Stop polling and release every unsettled message (visibility 0). Idempotent.
 
-        Pollers in a long poll are not waited for: whatever they receive afterwards is released
-        by the poller itself.
+        Long polls still open are waited for (at most ``wait_time`` plus a margin): SQS would
+        otherwise hand the next messages to a poll nobody reads, and they would stay invisible
+        for the visibility timeout. What they receive now is released at once by the poller.
         """
         with self._state_lock:
             if self._closed:
@@ -175,8 +178,12 @@ class SqsSource(BaseSource):
         self._count("released", released)
         if leases:
             log.info("sqs: released %d unsettled message(s) back to %s", released, self._url)
-        deadline = time.monotonic() + CLOSE_JOIN_TIMEOUT
-        for thread in self._pollers:
+        polling = [thread for thread in self._pollers if thread.is_alive()]
+        if polling:
+            log.info("sqs: waiting up to %ds for %d open long poll(s) to end (lower the "
+                     "wait_time option to stop faster)", self.settings.wait_time, len(polling))
+        deadline = time.monotonic() + self.settings.wait_time + CLOSE_POLL_MARGIN
+        for thread in polling:
             thread.join(max(0.0, deadline - time.monotonic()))
 
     def __enter__(self) -> SqsSource:
@@ -193,15 +200,22 @@ class SqsSource(BaseSource):
     # ------------------------------------------------------------------------------ receive
 
     def receive(self, max_messages: int, timeout: float) -> list[Message]:
-        """Up to ``max_messages`` messages the pollers received, waiting at most ``timeout`` s."""
+        """Up to ``max_messages`` messages the pollers received, waiting at most ``timeout`` s.
+
+        Raises ConfigError once the queue is found deleted: the run stops (exit 2) instead of
+        polling a queue that is gone for ever.
+        """
         if not self._started:
             self._start_threads()
         ready = self._ready
         with self._ready_cond:
             if not ready:
+                if self._fatal is not None:
+                    raise self._fatal
                 if self._closed or timeout <= 0:
                     return []
-                self._ready_cond.wait_for(lambda: ready or self._closed, timeout)
+                self._ready_cond.wait_for(
+                    lambda: ready or self._closed or self._fatal is not None, timeout)
             n = min(max_messages, len(ready))
             if n <= 0:
                 return []
@@ -231,6 +245,14 @@ class SqsSource(BaseSource):
                 table.add((), n)
                 if stop.is_set():
                     return
+                if missing_queue(exc):  # deleted: retrying cannot help, and /healthz must know
+                    self._fatal = ConfigError(
+                        f"{WHERE} option 'queue_url': queue {self._url} no longer exists "
+                        "(deleted while running?)")
+                    stop.set()
+                    with self._ready_cond:
+                        self._ready_cond.notify_all()
+                    return
                 self._count("receive_errors", 1)
                 backoff = min(max(backoff * 2, 0.5), 10.0)
                 code, reason = describe_error(exc)
@@ -248,8 +270,12 @@ class SqsSource(BaseSource):
         leases: list[Lease] = []
         messages: list[Message] = []
         unwrap = self._unwrap_sns
+        again = 0
         try:
             for entry in entries:
+                if self._table.renew(entry["MessageId"], entry["ReceiptHandle"], deadline):
+                    again += 1  # still in flight here: never hand it over twice
+                    continue
                 lease = Lease(entry["ReceiptHandle"], entry["MessageId"], started, deadline)
                 message = to_message(entry, lease)
                 if unwrap:
@@ -268,6 +294,12 @@ class SqsSource(BaseSource):
                 lease.settled = True
             self._count("released", self._change_visibility(leases, 0, "release"))
             return
+        if again:
+            self._count("leases_lost", again)
+            self._count("received_in_flight", again)
+            log.warning("sqs: %d message(s) received again while still in flight here (their "
+                        "lease lapsed, e.g. %s): kept once, with the new receipt handle",
+                        again, entries[0]["MessageId"])
         with self._stats_lock:
             stats = self.stats
             stats["polls"] += 1
@@ -356,34 +388,25 @@ class SqsSource(BaseSource):
     # -------------------------------------------------------------------------- ack / nack
 
     def ack(self, messages: Sequence[Message]) -> None:
-        """Delete messages (10 per call), retrying failed entries; raise PartialAckError for the rest.
+        """Delete messages (10 per call), once; raise PartialAckError for the entries that failed.
 
-        A receipt handle that is no longer valid (the lease lapsed) cannot be retried: it is
-        logged as a possible duplicate and counts as settled.
+        The retry budget of deletes is the pipeline's ack policy (``--ack-attempts``): neither
+        this method nor the client retries (see ``client.py``). A receipt handle that is no
+        longer valid (the lease lapsed) cannot be retried: it is logged as a possible duplicate
+        and counts as settled.
         """
         if not messages:
             return
         leases: list[Lease] = [m.handle for m in messages]
-        pending = leases
-        failures: list[EntryFailure] = []
-        for attempt in range(len(ACK_RETRY_DELAYS) + 1):
-            if attempt:
-                time.sleep(ACK_RETRY_DELAYS[attempt - 1])
-                self._count("ack_retries", len(pending))
-            failures = call_in_batches(self._delete_batch, pending, _delete_entry)
-            if not failures:
-                break
-            lost = [f for f in failures if f.lost_handle]
-            if lost:
-                self._count("possible_duplicates", len(lost))
-                log.warning("sqs: %d message(s) could not be deleted because the receipt handle "
-                            "is no longer valid (e.g. %s: %s); they may be delivered again "
-                            "(possible duplicates)", len(lost), lost[0].lease.message_id,
-                            lost[0].code)
-                failures = [f for f in failures if not f.lost_handle]
-            if not failures:
-                break
-            pending = [f.lease for f in failures]
+        failures = call_in_batches(self._delete_batch, leases, _delete_entry)
+        lost = [f for f in failures if f.lost_handle]
+        if lost:
+            self._count("possible_duplicates", len(lost))
+            log.warning("sqs: %d message(s) could not be deleted because the receipt handle "
+                        "is no longer valid (e.g. %s: %s); they may be delivered again "
+                        "(possible duplicates)", len(lost), lost[0].lease.message_id,
+                        lost[0].code)
+            failures = [f for f in failures if not f.lost_handle]
         if not failures:
             self._table.settle(leases)
             self._count("acked", len(leases))
@@ -395,8 +418,7 @@ class SqsSource(BaseSource):
         first = failures[0]
         raise PartialAckError(
             [m for m in messages if id(m.handle) in failed_ids],
-            f"DeleteMessageBatch failed after {len(ACK_RETRY_DELAYS) + 1} attempts: "
-            f"{first.code}: {first.reason}",
+            f"DeleteMessageBatch failed: {first.code}: {first.reason}",
         )
 
     def nack(self, messages: Sequence[Message], delay: float | None = None) -> None:
