@@ -500,7 +500,8 @@ class Committer:
             again, poison, new = p.poison.sort(rejections)
             result.nacked += self.release(again)
             for delay in sorted({d for _, d in poison}):  # growing delays, never a hot loop
-                result.nacked += self.release([m for m, d in poison if d == delay], delay)
+                result.nacked += self.release([m for m, d in poison if d == delay], delay,
+                                              track=False)
             if new:
                 p.metrics.incr("poisoned", new)
             p.call_hook("ingest_messages_rejected", rejections=rejections, destination="source")
@@ -561,7 +562,7 @@ class Committer:
                       "possible duplicates): %s", len(pending), exc)
             acked = len(messages) - len(pending)
             # stop holding them: a source that keeps leases alive would hide them forever
-            self.release(pending, written=True)
+            self.release(pending, track=False)
         else:
             self._settled(messages)
             acked = len(messages)
@@ -569,11 +570,13 @@ class Committer:
         p.metrics.progress()
         return acked
 
-    def release(self, messages: Sequence[Message], delay: float | None = None,
-                written: bool = False) -> int:
+    def release(self, messages: Sequence[Message], delay: float | None = None, *,
+                track: bool = True) -> int:
         """Give messages back to the source (nack) so they are delivered again (after
-        ``delay``; None: the source's own). Unless they were ``written`` already (only their
-        ack failed), they are remembered as given back until acknowledged (:attr:`given_back`)."""
+        ``delay``; None: the source's own). Tracked ones are remembered as given back
+        unwritten until acknowledged (:attr:`given_back`), unless the source's dead-letter queue
+        takes them now; not tracked: written ones whose ack failed, and poison ones (the
+        poison rules report those)."""
         if not messages:
             return 0
         p = self.pipeline
@@ -583,11 +586,15 @@ class Committer:
             log.warning("nack of %d messages failed (they return when their lease lapses): %s",
                         len(messages), exc)
         p.metrics.incr("nacked", len(messages))
-        if written:
-            return len(messages)
-        with self._given_back_lock:
-            room = MAX_GIVEN_BACK_IDS - len(self._given_back)
-            self._given_back.update(map(_ID, messages[:room]))
+        if track:
+            limit = getattr(p.source, "dead_letter_after", None)  # see Source.dead_letter_after
+            with self._given_back_lock:
+                ids = self._given_back
+                for message in messages:
+                    if limit and (message.deliveries or 0) >= limit:
+                        ids.discard(message.id)  # in the dead-letter queue now, not the source
+                    elif len(ids) < MAX_GIVEN_BACK_IDS:
+                        ids.add(message.id)
         return len(messages)
 
     def _settled(self, messages: Sequence[Message]) -> None:

@@ -74,7 +74,9 @@ def to_message(entry: Mapping[str, Any], lease: Lease) -> Message:
         system_attributes(raw_system, attributes)
     raw_message = entry.get("MessageAttributes")
     attributes["message_attributes"] = message_attributes(raw_message) if raw_message else {}
-    return Message(message_id, entry["Body"].encode("utf-8"), attributes, lease)
+    received = (raw_system or {}).get("ApproximateReceiveCount")
+    deliveries = int(received) if received and str(received).isdigit() else None
+    return Message(message_id, entry["Body"].encode("utf-8"), attributes, lease, deliveries)
 
 
 def unwrap_sns(message: Message) -> Message:
@@ -108,4 +110,5 @@ def unwrap_sns(message: Message) -> Message:
     ):
         if note.get(key) is not None:
             attributes[name] = note[key]
-    return Message(message.id, note["Message"].encode("utf-8"), attributes, message.handle)
+    return Message(message.id, note["Message"].encode("utf-8"), attributes, message.handle,
+                   message.deliveries)

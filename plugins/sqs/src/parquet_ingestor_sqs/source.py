@@ -9,6 +9,7 @@ one queue: SQS hands each message to one of them at a time.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
@@ -103,6 +104,9 @@ class SqsSource(BaseSource):
         if settings.check_queue:
             self.queue_attributes = queue_attributes(self.client, settings)
             self.fifo = self.fifo or self.queue_attributes.get("FifoQueue") == "true"
+        #: the redrive policy's maxReceiveCount: a message delivered that often goes to the
+        #: dead-letter queue when given back, so the pipeline does not count it as outstanding
+        self.dead_letter_after = dead_letter_after(self.queue_attributes)
         # One poller on FIFO queues: two could interleave the batches of one message group.
         self.poller_count = 1 if self.fifo else settings.pollers
         self.stats: dict[str, int] = dict.fromkeys(STAT_NAMES, 0)
@@ -483,3 +487,12 @@ class SqsSource(BaseSource):
 
 def _delete_entry(id_: str, lease: Lease) -> dict[str, Any]:
     return {"Id": id_, "ReceiptHandle": lease.receipt_handle}
+
+
+def dead_letter_after(attributes: dict[str, str]) -> int | None:
+    """maxReceiveCount of the queue's redrive policy, or None without a dead-letter queue."""
+    try:
+        policy = json.loads(attributes.get("RedrivePolicy") or "{}")
+        return int(policy["maxReceiveCount"]) or None
+    except (ValueError, KeyError, TypeError):
+        return None
