@@ -62,6 +62,12 @@ PIPELINE_OPTIONS: tuple[Option, ...] = (
            help="rows past max_open_partitions: overflow partition, or reject"),
     Option("target_file_size", "size", default=0,
            help="roll to a new file at about this encoded size (0: one file per partition)"),
+    Option("max_file_age", "duration",
+           help="with --target-file-size: commit an open file at this age (0: off) "
+                "[default: --batch-max-age]"),
+    Option("max_open_files", "int", default=64, min=1,
+           help="with --target-file-size: files open at once; the least recently written "
+                "commits first"),
     Option("exit_when_idle", "duration",
            help="stop cleanly once the source has been empty this long"),
     Option("manifest", "bool", default=False,
