@@ -270,3 +270,17 @@ def test_bad_open_file_options_name_the_option() -> None:
                      batch=BatchLimits())
     # without a target size files do not outlive a batch: the hold budget does not apply
     pipeline_for(source, WatchedSink("/tmp/unused-i12", []), batch=BatchLimits())
+
+
+def test_without_partition_fields_one_file_collects_every_batch(tmp_path: Path) -> None:
+    """Processing-time partitions are the key template's grain (here a day), not the flush
+    instant: 6 batches, one file."""
+    events: list[tuple[str, Any]] = []
+    source = Source(bodies(120), events)
+    pipeline = pipeline_for(source, WatchedSink(str(tmp_path / "out"), events),
+                            target_file_size=64 << 20, key_template="%Y/%m/%d/{uuid}.{ext}")
+    pipeline.run()
+    files = on_disk(tmp_path / "out")
+    assert pipeline.metrics.snapshot()["batches"] == 6
+    assert len(files) == 1 and sorted(next(iter(files.values())), key=int) == [
+        str(i) for i in range(120)]

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import Aborted, PartialCommitError
 from .interfaces import Frame, FrameWriter, SinkTransaction, SinkWriter, begin
 from .layout import Partition
+from .records import truncate
 
 if TYPE_CHECKING:
     from .commit import Committer, CountingStream
@@ -137,7 +138,9 @@ class OpenFiles:
         settings = self.committer.pipeline.settings
         target = settings.target_file_size
         rows, start = len(frame), 0
-        ident = (part.when, tuple(part.values.items()))
+        # the partition as the key template sees it: processing time at the template's grain
+        ident = (truncate(part.when, self.committer.pipeline.layout.keys.time_unit),
+                 tuple(part.values.items()))
         while start < rows:
             file, evicted = self._file_for(ident, part, worker)
             if evicted is not None:
