@@ -35,15 +35,19 @@ class WatchedSink(FileSink):
     """The real file sink, recording commits in order and how many files were open at once;
     refuses to commit keys containing ``refuse``."""
 
-    def __init__(self, path: str, events: list[tuple[str, Any]], refuse: str | None = None):
+    def __init__(self, path: str, events: list[tuple[str, Any]], refuse: str | None = None,
+                 refuse_open: str | None = None):
         super().__init__(path, fsync=False)
         self.events = events
         self.refuse = refuse
+        self.refuse_open = refuse_open
         self.open_now = 0
         self.most_open = 0
         self.lock = threading.Lock()
 
     def open(self, key: str, content_type: str, metadata: Mapping[str, str]) -> Any:
+        if self.refuse_open and self.refuse_open in key:
+            raise OSError(36, "File name too long")
         writer = super().open(key, content_type, metadata)
         sink = self
         with self.lock:
@@ -219,10 +223,12 @@ def test_hold_budget_commits_before_the_source_must_let_go(tmp_path: Path) -> No
     assert_acked_after_commit(events)
 
 
-def test_a_failing_open_file_fails_only_its_messages(tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["commit", "open"])
+def test_a_failing_open_file_fails_only_its_messages(tmp_path: Path, where: str) -> None:
     events: list[tuple[str, Any]] = []
     source = Source(bodies(120), events)
-    sink = WatchedSink(str(tmp_path / "out"), events, refuse="country=FR")
+    sink = WatchedSink(str(tmp_path / "out"), events,
+                       **{"refuse" if where == "commit" else "refuse_open": "country=FR"})
     pipeline = pipeline_for(source, sink, target_file_size=64 << 20, workers=1)
     pipeline.run()
     fr = {str(i) for i in range(120) if COUNTRIES[i % 3] == "FR"}

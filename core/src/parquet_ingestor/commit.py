@@ -52,7 +52,11 @@ class FileResult:
 
 @dataclass
 class FlushResult:
-    """How one batch was settled; observers get it through ``ingest_batch_flushed``."""
+    """How one batch was settled; observers get it through ``ingest_batch_flushed``.
+
+    With ``target_file_size`` (files that outlive a batch) the batch's rows wait in open
+    files: ``files`` is then empty and its messages are acked when those files commit (see
+    ``Pipeline.files`` and the ``files_written``/``acked`` metrics)."""
 
     batch_id: int
     messages: int

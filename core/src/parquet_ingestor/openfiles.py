@@ -142,7 +142,20 @@ class OpenFiles:
         ident = (truncate(part.when, self.committer.pipeline.layout.keys.time_unit),
                  tuple(part.values.items()))
         while start < rows:
-            file, evicted = self._file_for(ident, part, worker)
+            try:
+                file, evicted = self._file_for(ident, part, worker)
+            except Aborted:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the sink refused to open this file
+                rest = frame.slice(start, rows).sources
+                p = self.committer.pipeline
+                p.metrics.incr("write_failures")
+                log.error("opening a file for %s failed, releasing its %d rows' messages for "
+                          "redelivery: %s: %s", part.values or part.when.isoformat(),
+                          len(set(rest)), type(exc).__name__, exc)
+                held.hold()
+                held.done(rest, committed=False)
+                return
             if evicted is not None:
                 self.close([evicted], "max-open-files")
             if file is None:
