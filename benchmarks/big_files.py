@@ -78,7 +78,7 @@ def report(label: str, m: object, files: dict, target: int, events: int,
     rows = 0
     worst = 0.0
     for entries in files.values():
-        entries.sort()  # keys start with unix_ns: the last one written sorts last
+        entries.sort()  # keys start with {unix_ns} (the open time): the last opened sorts last
         rows += sum(r for _, _, r in entries)
         for _, nbytes, _ in entries[:-1]:
             sizes_all += 1
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pyarrow limit: {args.events:,} events in {limit.seconds:.1f} s, "
               f"peak RSS {mib(limit.peak_rss):.0f} MiB")
         common = ["--batch-max-bytes", "5MiB", "--target-file-size", args.target,
-                  "--key-template", "%Y/%m/%d/{uuid}.{ext}"]
+                  "--key-template", "%Y/%m/%d/{unix_ns}-{random}.{ext}"]
         m, files = ingest(path, work, schema, common)
         report("one partition", m, files, target, args.events, limit.seconds)
         hourly_n = args.hourly_events or args.events
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         m, files = ingest(hourly, work, schema, [
             "--batch-max-bytes", "5MiB", "--target-file-size", args.target,
             "--partition-by", "event:created_at",
-            "--key-template", "hour=%H/{uuid}.{ext}"])
+            "--key-template", "hour=%H/{unix_ns}-{random}.{ext}"])
         report("24 hourly partitions", m, files, target, hourly_n, None)
         os.unlink(hourly)
     return 0

@@ -290,3 +290,25 @@ def test_without_partition_fields_one_file_collects_every_batch(tmp_path: Path) 
     assert pipeline.metrics.snapshot()["batches"] == 6
     assert len(files) == 1 and sorted(next(iter(files.values())), key=int) == [
         str(i) for i in range(120)]
+
+
+def test_a_source_that_settles_by_handle_lets_the_bodies_go(tmp_path: Path) -> None:
+    """``settles_without_body``: once its rows are in open files, a message keeps its id and
+    handle only (memory holds encoded rows, not the input); it is still acked after commit."""
+    events: list[tuple[str, Any]] = []
+    seen_empty: list[bool] = []
+
+    class ByHandle(Source):
+        settles_without_body = True
+
+        def ack(self, messages: Sequence[Message]) -> None:
+            seen_empty.extend(m.body == b"" for m in messages)
+            MemorySource.ack(self, messages)
+
+    source = ByHandle(bodies(60), events)
+    pipeline = pipeline_for(source, WatchedSink(str(tmp_path / "out"), events),
+                            target_file_size=64 << 20)
+    pipeline.run()
+    assert len(seen_empty) == 60 and all(seen_empty)
+    ids = [i for rows in on_disk(tmp_path / "out").values() for i in rows]
+    assert sorted(ids, key=int) == [str(i) for i in range(60)]

@@ -362,6 +362,9 @@ class Committer:
             self._route_rejected([Rejection(batch[i], r) for i, r in sorted(rejected.items())],
                                  result, worker)
         if held is not None:
+            if getattr(p.source, "settles_without_body", False) is True:
+                for message in batch:  # rows are encoded: keep ids and handles, not the input
+                    message.body = b""
             held.seal()  # acks when the files holding its rows have committed
             return self._finish(result, started)
         if failed:
