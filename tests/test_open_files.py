@@ -312,3 +312,22 @@ def test_a_source_that_settles_by_handle_lets_the_bodies_go(tmp_path: Path) -> N
     assert len(seen_empty) == 60 and all(seen_empty)
     ids = [i for rows in on_disk(tmp_path / "out").values() for i in rows]
     assert sorted(ids, key=int) == [str(i) for i in range(60)]
+
+
+def test_held_input_past_max_held_bytes_commits_the_open_files(tmp_path: Path) -> None:
+    """A source that needs bodies back (this one) holds their input while files are open:
+    past --max-held-bytes every open file commits, so memory stays bounded by it."""
+    events: list[tuple[str, Any]] = []
+    source = Source(bodies(120), events)
+    per_batch = sum(len(b) for b in bodies(20))
+    pipeline = pipeline_for(source, WatchedSink(str(tmp_path / "out"), events), workers=1,
+                            target_file_size=64 << 20, max_held_bytes=int(2.5 * per_batch))
+    pipeline.run()
+    files = on_disk(tmp_path / "out")
+    # 6 batches of 20 (3 partitions each): every third batch passes the budget -> 2 rounds of
+    # 3 files (where an unbounded run would write 3 files in all)
+    assert len(files) == 6
+    assert sorted((i for rows in files.values() for i in rows), key=int) == [
+        str(i) for i in range(120)]
+    assert len(source.acked) == 120 and pipeline._commit._held_bytes == 0
+    assert_acked_after_commit(events)

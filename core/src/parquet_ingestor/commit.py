@@ -271,6 +271,8 @@ class Committer:
         self.open_files = OpenFiles(self)
         self._batch_ids = iter(range(1, 1 << 62))
         self._bytes_per_row = 0.0
+        self._held_bytes = 0  # input bytes of unsettled batches whose bodies are kept
+        self._held_lock = threading.Lock()
 
     def bytes_per_row(self) -> float:
         """Encoded bytes per row, estimated from the files committed so far (0: none yet)."""
@@ -280,6 +282,9 @@ class Committer:
         """Every file holding rows of a batch is done: nack the messages with a row in a
         failed file, ack the others (rejected ones were routed at flush time)."""
         p = self.pipeline
+        if held.nbytes:
+            with self._held_lock:
+                self._held_bytes -= held.nbytes
         failed = held.failed - held.rejected
         if failed:
             again = sum(1 for sources in held.committed_sources for src in sources
@@ -311,6 +316,7 @@ class Committer:
         rejected: dict[int, str] = {}
         held: Held | None = None
         failed: set[int] = set()
+        over = False
         try:
             with gc_paused():
                 transformed = p.transformer.transform(batch)
@@ -365,7 +371,15 @@ class Committer:
             if getattr(p.source, "settles_without_body", False) is True:
                 for message in batch:  # rows are encoded: keep ids and handles, not the input
                     message.body = b""
+            else:
+                held.nbytes = nbytes
+                with self._held_lock:
+                    self._held_bytes += nbytes
+                    over = self._held_bytes > p.settings.max_held_bytes
             held.seal()  # acks when the files holding its rows have committed
+            if held.nbytes and over:
+                # the messages waiting in open files hold their input: commit them all
+                self.open_files.close(self.open_files.all(), "max-held-bytes")
             return self._finish(result, started)
         if failed:
             result.nacked += self.release([batch[i] for i in sorted(failed)])

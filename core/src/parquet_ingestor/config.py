@@ -68,6 +68,9 @@ PIPELINE_OPTIONS: tuple[Option, ...] = (
     Option("max_open_files", "int", default=64, min=1,
            help="with --target-file-size: files open at once; the least recently written "
                 "commits first"),
+    Option("max_held_bytes", "size", default="256MiB", min=1,
+           help="with --target-file-size: input bytes of messages waiting in open files; past "
+                "it every open file commits (sources that settle without the body hold none)"),
     Option("exit_when_idle", "duration",
            help="stop cleanly once the source has been empty this long"),
     Option("manifest", "bool", default=False,

@@ -47,6 +47,7 @@ class Held:
     def __init__(self, batch: Sequence[Message], rejected: set[int], received: float,
                  settle: Callable[[Held], None]) -> None:
         self.batch = batch
+        self.nbytes = 0  # input bytes counted against max_held_bytes (0: bodies dropped)
         self.rejected = rejected
         self.received = received
         self.failed: set[int] = set()

@@ -77,6 +77,7 @@ class PipelineSettings:
     target_file_size: int = _default("target_file_size")  # 0 = one file per partition
     max_file_age: float | None = None  # None: batch.max_age (files that outlive a batch)
     max_open_files: int = _default("max_open_files")
+    max_held_bytes: int = _default("max_held_bytes")
     manifest: bool = _default("manifest")
     receive_max: int = 1000
     poll_interval: float = 0.5
@@ -108,6 +109,7 @@ class PipelineSettings:
             target_file_size=values["target_file_size"],
             max_file_age=values["max_file_age"],
             max_open_files=values["max_open_files"],
+            max_held_bytes=values["max_held_bytes"],
             exit_when_idle=values["exit_when_idle"],
             manifest=values["manifest"],
             write_retry=RetryPolicy(values["write_attempts"], values["write_base_delay"],
@@ -131,6 +133,7 @@ class PipelineSettings:
             "target_file_size": self.target_file_size,
             "max_file_age": self.max_file_age,
             "max_open_files": self.max_open_files,
+            "max_held_bytes": self.max_held_bytes,
             "exit_when_idle": self.exit_when_idle,
             "manifest": self.manifest,
         }
