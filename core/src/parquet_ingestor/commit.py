@@ -316,7 +316,6 @@ class Committer:
         rejected: dict[int, str] = {}
         held: Held | None = None
         failed: set[int] = set()
-        over = False
         try:
             with gc_paused():
                 transformed = p.transformer.transform(batch)
@@ -335,11 +334,11 @@ class Committer:
                 # rows go into the partitions' open files; acks when those files commit
                 held = Held(batch, set(rejected), started - p.settings.batch.max_age,
                             self._settle)
+                guess = nbytes / max(1, len(decoded.frame)) / 2
                 for part in parts:
                     frame = without(part.frame, rejected) if rejected else part.frame
                     if len(frame):
-                        self.open_files.append(part, frame, held, worker,
-                                               nbytes / max(1, len(decoded.frame)) / 2)
+                        self.open_files.append(part, frame, held, worker, guess)
             else:
                 files: list[PendingFile] = []
                 for when, values, frame in parts:
@@ -368,18 +367,7 @@ class Committer:
             self._route_rejected([Rejection(batch[i], r) for i, r in sorted(rejected.items())],
                                  result, worker)
         if held is not None:
-            if getattr(p.source, "settles_without_body", False) is True:
-                for message in batch:  # rows are encoded: keep ids and handles, not the input
-                    message.body = b""
-            else:
-                held.nbytes = nbytes
-                with self._held_lock:
-                    self._held_bytes += nbytes
-                    over = self._held_bytes > p.settings.max_held_bytes
-            held.seal()  # acks when the files holding its rows have committed
-            if held.nbytes and over:
-                # the messages waiting in open files hold their input: commit them all
-                self.open_files.close(self.open_files.all(), "max-held-bytes")
+            self._seal(held, nbytes)
             return self._finish(result, started)
         if failed:
             result.nacked += self.release([batch[i] for i in sorted(failed)])
@@ -388,6 +376,27 @@ class Committer:
             done = [m for i, m in enumerate(batch) if i not in settled] if settled else batch
             result.acked += self.ack(done)
         return self._finish(result, started)
+
+    def _seal(self, held: Held, nbytes: int) -> None:
+        """A batch's rows are all in open files: it settles when they have committed. Its
+        messages' bodies go (``settles_without_body``) or count against ``max_held_bytes``,
+        past which every open file commits."""
+        p = self.pipeline
+        over = False
+        if getattr(p.source, "settles_without_body", False) is True:
+            for message in held.batch:  # rows are encoded: keep ids and handles, not the input
+                message.body = b""
+        else:
+            held.nbytes = nbytes
+            with self._held_lock:
+                self._held_bytes += nbytes
+                over = self._held_bytes > p.settings.max_held_bytes
+        held.seal()
+        if over:
+            try:
+                self.open_files.close(self.open_files.all(), "max-held-bytes")
+            except Aborted:
+                self.open_files.abort_all()
 
     def _finish(self, result: FlushResult, started: float) -> FlushResult:
         p = self.pipeline
