@@ -7,7 +7,10 @@
    should be within +-15% of the target; peak RSS (goal < 400 MiB) and throughput against the
    vectorized pyarrow limit (../shared/bench/limit.py) on the same file, measured in this run;
 2. the same with ``--partition-by event:created_at`` and an hourly key template, the events'
-   times spread over 24 hours, so 24 partitions are open at once: peak RSS (goal < 500 MiB).
+   times spread over 24 hours, so 24 partitions are open at once: peak RSS (goal < 500 MiB);
+3. both again in-process with the file source declaring ``settles_without_body`` (as a source
+   that settles by handle, like SQS, can): held messages keep no body, so memory holds encoded
+   rows rather than the input.
 
 Each run is a child process (wall, CPU and peak RSS from ``wait4``). Not run in CI.
 """
@@ -53,10 +56,12 @@ def spread_over_24_hours(path: str, out: Path) -> str:
     return str(target)
 
 
-def ingest(path: str, work: Path, schema: Path, extra: list[str]) -> tuple[object, dict]:
+def ingest(path: str, work: Path, schema: Path, extra: list[str],
+           by_handle: bool = False) -> tuple[object, dict]:
     out = work / "out"
     shutil.rmtree(out, ignore_errors=True)
-    argv = [INGEST, "--source", "file", "--source-opt", f"path={path}",
+    command = [PYTHON, "-c", BY_HANDLE] if by_handle else [INGEST]
+    argv = [*command, "--source", "file", "--source-opt", f"path={path}",
             "--transformer-opt", f"schema={schema}", "--sink", "file",
             "--sink-opt", f"path={out}", "--sink-opt", "fsync=false", *extra]
     m = run_measured(argv).check()
@@ -70,6 +75,20 @@ def ingest(path: str, work: Path, schema: Path, extra: list[str]) -> tuple[objec
             (p.name, p.stat().st_size, pq.read_metadata(p).num_rows))
     shutil.rmtree(out, ignore_errors=True)
     return m, files
+
+
+BY_HANDLE = """
+import sys
+from parquet_ingestor import config, plugins
+from parquet_ingestor.builtins import file_source
+
+class ByHandle(file_source.FileSource):
+    settles_without_body = True
+
+file_source.FileSource = ByHandle  # what the registry's 'file' factory imports
+from parquet_ingestor.cli import main
+main(sys.argv[1:])
+"""
 
 
 def report(label: str, m: object, files: dict, target: int, events: int,
@@ -122,6 +141,13 @@ def main(argv: list[str] | None = None) -> int:
             "--partition-by", "event:created_at",
             "--key-template", "hour=%H/{unix_ns}-{random}.{ext}"])
         report("24 hourly partitions", m, files, target, hourly_n, None)
+        m, files = ingest(path, work, schema, common, by_handle=True)
+        report("one partition, bodies let go", m, files, target, args.events, limit.seconds)
+        m, files = ingest(hourly, work, schema, [
+            "--batch-max-bytes", "5MiB", "--target-file-size", args.target,
+            "--partition-by", "event:created_at",
+            "--key-template", "hour=%H/{unix_ns}-{random}.{ext}"], by_handle=True)
+        report("24 hourly partitions, bodies let go", m, files, target, hourly_n, None)
         os.unlink(hourly)
     return 0
 
