@@ -500,16 +500,22 @@ def test_target_file_size_rolls_several_files() -> None:
     batch = [ev(i, payload="x" * 200) for i in range(1000)]  # ~230 KB of output
     sink = MemorySink(log)
     pipeline = make(RecordingSource(batch, log), sink, target_file_size=20_000)
-    result = pipeline.flush(batch)
+    pipeline.flush(batch)
     assert len(sink.files) >= 5
+    assert len(log.ids("ack")) == 0  # the last file is still open: nothing acked yet
+    pipeline.close_files()
     ids = [r["id"] for r in rows_of(sink.files)]
     assert sorted(ids, key=int) == [str(i) for i in range(1000)]
     assert len(set(ids)) == 1000
-    assert sum(f.rows for f in result.files) == 1000
+    assert sum(f.rows for f in pipeline.files) == 1000
+    assert sorted(log.ids("ack"), key=int) == [str(i) for i in range(1000)]
     # the estimate improves with the first file: a second batch rolls close to the target
+    before = len(pipeline.files)
     batch2 = [ev(i, payload="x" * 200) for i in range(1000, 2000)]
-    second = pipeline.flush(batch2)
-    assert all(f.bytes < 3 * 20_000 for f in second.files)
+    pipeline.flush(batch2)
+    pipeline.close_files()
+    second = list(pipeline.files)[before:]
+    assert second and all(f.bytes < 3 * 20_000 for f in second)
 
 
 def test_partition_by_event_with_real_events(events_file: Any) -> None:

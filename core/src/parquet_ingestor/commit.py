@@ -28,6 +28,7 @@ from .interfaces import Frame, Sink, SinkTransaction, SinkWriter, begin
 from .layout import without
 from .logs import reason_summary
 from .message import Message, Rejection
+from .openfiles import Held, OpenFile, OpenFiles
 from .retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -54,7 +55,11 @@ class FileResult:
 
 @dataclass
 class FlushResult:
-    """How one batch was settled; observers get it through ``ingest_batch_flushed``."""
+    """How one batch was settled; observers get it through ``ingest_batch_flushed``.
+
+    With ``target_file_size`` (files that outlive a batch) the batch's rows wait in open
+    files: ``files`` is then empty and its messages are acked when those files commit (see
+    ``Pipeline.files`` and the ``files_written``/``acked`` metrics)."""
 
     batch_id: int
     messages: int
@@ -268,6 +273,10 @@ def _stage(
                 raise Aborted(f"write {sink.url(file.key)}: aborted while retrying") from exc
 
 
+def _no_fill(stream: BinaryIO) -> None:
+    raise AssertionError("a file already written")
+
+
 def _summary(commit_id: str, files: Sequence[PendingFile]) -> dict[str, str]:
     messages: set[int] = set()
     for file in files:
@@ -306,6 +315,41 @@ class Committer:
         self._bytes_per_row = 0.0
         self._given_back: set[str] = set()  # ids nacked and not acked since (bounded)
         self._given_back_lock = threading.Lock()
+        self.open_files = OpenFiles(self)
+        self._held_bytes = 0  # input bytes of unsettled batches whose bodies are kept
+        self._held_lock = threading.Lock()
+
+    def bytes_per_row(self) -> float:
+        """Encoded bytes per row, estimated from the files committed so far (0: none yet)."""
+        return self._bytes_per_row
+
+    def _settle(self, held: Held) -> None:
+        """Every file holding rows of a batch is done: nack the messages with a row in a
+        failed file, ack the others (rejected ones were routed at flush time)."""
+        p = self.pipeline
+        if held.nbytes:
+            with self._held_lock:
+                self._held_bytes -= held.nbytes
+        failed = held.failed - held.rejected
+        if failed:
+            again = sum(1 for sources in held.committed_sources for src in sources
+                        if src in failed)
+            if again:
+                p.metrics.incr("possible_duplicate_rows", again)
+            self.release([held.batch[i] for i in sorted(failed)])
+        settled = held.rejected | failed
+        done = [m for i, m in enumerate(held.batch) if i not in settled]
+        if p.aborted:
+            self.release(done)
+        else:
+            self.ack(done)
+
+    def written_open_file(self, file: OpenFile) -> None:
+        """Count and log a committed file that spanned batches."""
+        messages = sum(len(set(sources)) for sources in file.sources.values())
+        pending = PendingFile(file.key, "", {}, _no_fill, file.rows, range(messages),
+                              bytes=file.stream.count, started=file.opened)
+        self._written(pending, time.monotonic() - file.opened, None)
 
     def flush(self, batch: Sequence[Message], worker: int = 0) -> FlushResult:
         """Settle one batch."""
@@ -315,6 +359,8 @@ class Committer:
         nbytes = batch.nbytes if isinstance(batch, Batch) else total_size(batch)
         result = FlushResult(next(self._batch_ids), len(batch), nbytes)
         rejected: dict[int, str] = {}
+        held: Held | None = None
+        failed: set[int] = set()
         try:
             with gc_paused():
                 transformed = p.transformer.transform(batch)
@@ -328,18 +374,33 @@ class Committer:
                 del transformed
             for source_index, reason in decoded.rejected:
                 rejected.setdefault(source_index, reason)
-            files: list[PendingFile] = []
-            for when, values, frame in p.layout.partition(decoded.frame, rejected, now):
-                if rejected:
-                    frame = without(frame, rejected)
-                if len(frame):
-                    files.extend(self._plan(frame, when, values, worker, nbytes))
-            failed = self._write(files, batch, result)
+            parts = p.layout.partition(decoded.frame, rejected, now)
+            if p.settings.spans_batches:
+                # rows go into the partitions' open files; acks when those files commit
+                held = Held(batch, set(rejected), started - p.settings.batch.max_age,
+                            self._settle)
+                guess = nbytes / max(1, len(decoded.frame)) / 2
+                for part in parts:
+                    frame = without(part.frame, rejected) if rejected else part.frame
+                    if len(frame):
+                        self.open_files.append(part, frame, held, worker, guess)
+            else:
+                files: list[PendingFile] = []
+                for when, values, frame in parts:
+                    if rejected:
+                        frame = without(frame, rejected)
+                    if len(frame):
+                        files.extend(self._plan(frame, when, values, worker, nbytes))
+                failed = self._write(files, batch, result)
         except Aborted:
+            if held is not None:
+                held.cancel()
             result.error = "aborted"
             self.release(batch)
             return self._finish(result, started)
         except Exception as exc:  # noqa: BLE001 - a component failed: nothing was committed
+            if held is not None:
+                held.cancel()
             result.error = f"{type(exc).__name__}: {exc}"
             p.metrics.incr("write_failures")
             log.error("batch %d: write failed, releasing %d messages for redelivery: %s",
@@ -350,6 +411,9 @@ class Committer:
         if rejected:
             self._route_rejected([Rejection(batch[i], r) for i, r in sorted(rejected.items())],
                                  result, worker)
+        if held is not None:
+            self._seal(held, nbytes)
+            return self._finish(result, started)
         if failed:
             result.nacked += self.release([batch[i] for i in sorted(failed)])
         # written (committed) messages are acknowledged even after an abort: released, they
@@ -358,6 +422,27 @@ class Committer:
         done = [m for i, m in enumerate(batch) if i not in settled] if settled else batch
         result.acked += self.ack(done)
         return self._finish(result, started)
+
+    def _seal(self, held: Held, nbytes: int) -> None:
+        """A batch's rows are all in open files: it settles when they have committed. Its
+        messages' bodies go (``settles_without_body``) or count against ``max_held_bytes``,
+        past which every open file commits."""
+        p = self.pipeline
+        over = False
+        if getattr(p.source, "settles_without_body", False) is True:
+            for message in held.batch:  # rows are encoded: keep ids and handles, not the input
+                message.body = b""
+        else:
+            held.nbytes = nbytes
+            with self._held_lock:
+                self._held_bytes += nbytes
+                over = self._held_bytes > p.settings.max_held_bytes
+        held.seal()
+        if over:
+            try:
+                self.open_files.close(self.open_files.all(), "max-held-bytes")
+            except Aborted:
+                self.open_files.abort_all()
 
     def _finish(self, result: FlushResult, started: float) -> FlushResult:
         p = self.pipeline
@@ -464,13 +549,14 @@ class Committer:
         return PendingFile(file.key + MANIFEST_SUFFIX, "application/json", {},
                            lambda stream: stream.write(body), 0, file.messages)
 
-    def _written(self, file: PendingFile, seconds: float, result: FlushResult) -> None:
+    def _written(self, file: PendingFile, seconds: float, result: FlushResult | None) -> None:
         p = self.pipeline
         rows, nbytes, url = file.rows, file.bytes, p.sink.url(file.key)
         self._bytes_per_row = (nbytes / rows) if not self._bytes_per_row else (
             0.7 * self._bytes_per_row + 0.3 * nbytes / rows)
         info = FileResult(file.key, url, rows, nbytes, len(file.messages), seconds)
-        result.files.append(info)
+        if result is not None:
+            result.files.append(info)
         p.files.append(info)
         p.metrics.incr("files_written")
         p.metrics.incr("rows_written", rows)

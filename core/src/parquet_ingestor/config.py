@@ -69,6 +69,15 @@ PIPELINE_OPTIONS: tuple[Option, ...] = (
            help="rows past max_open_partitions: overflow partition, or reject"),
     Option("target_file_size", "size", default=0,
            help="roll to a new file at about this encoded size (0: one file per partition)"),
+    Option("max_file_age", "duration",
+           help="with --target-file-size: commit an open file at this age (0: off) "
+                "[default: --batch-max-age]"),
+    Option("max_open_files", "int", default=64, min=1,
+           help="with --target-file-size: files open at once; the least recently written "
+                "commits first"),
+    Option("max_held_bytes", "size", default="256MiB", min=1,
+           help="with --target-file-size: input bytes of messages waiting in open files; past "
+                "it every open file commits (sources that settle without the body hold none)"),
     Option("exit_when_idle", "duration",
            help="stop cleanly once the source has been empty this long"),
     Option("shutdown_timeout", "duration", default="60s", min=0,

@@ -54,6 +54,12 @@ class Source(Protocol):
     Threads: ``receive`` is called from one thread (the receive loop); ``ack`` and ``nack`` from
     the flush workers, concurrently; ``close`` once, after the workers have stopped. An optional
     ``start(context)`` runs before the first ``receive`` (see :class:`Lifecycle`).
+
+    Optional attributes: ``hold_budget`` (seconds a message can be held at most, e.g. SQS's
+    12 h visibility cap less a margin; files that outlive a batch commit before it runs out)
+    and ``settles_without_body`` (True when ``ack``/``nack`` need only a message's id,
+    attributes and handle: the pipeline then drops the bodies of messages whose rows wait in
+    open files, so memory holds encoded rows rather than the input).
     """
 
     def receive(self, max_messages: int, timeout: float) -> Sequence[Message]:

@@ -9,22 +9,24 @@ Each flush worker hands its batch to :class:`~parquet_ingestor.commit.Committer`
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from operator import attrgetter
 from typing import Any
 
 from .batcher import Batcher
 from .commit import Committer, FileResult, FlushResult
-from .errors import ConfigError
+from .errors import Aborted, ConfigError
 from .interfaces import Encoder, RunContext, Sink, SinkRequirements, Source, Transformer
 from .layout import Layout
 from .message import Message
 from .metrics import Metrics
+from .openfiles import OpenFile
 from .plugins import call_each
 from .poison import PoisonGuard
 from .settings import PipelineSettings
@@ -76,7 +78,8 @@ class Pipeline:
         self._hooks = hooks
         self._stop = threading.Event()
         self._abort = threading.Event()
-        self._queue: queue.Queue[list[Message] | None] = queue.Queue(maxsize=self.settings.workers)
+        self._queue: queue.Queue[list[Message] | Callable[[], object] | None] = queue.Queue(
+            maxsize=self.settings.workers)
         self._busy = 0
         self._busy_lock = threading.Lock()
         self._commit = Committer(self)
@@ -85,6 +88,23 @@ class Pipeline:
         self.poison = PoisonGuard(self.settings.max_deliveries)
         self._source_stopped = False
         self.stopped_reason = ""
+        self._check_hold_budget()
+
+    def _check_hold_budget(self) -> None:
+        """Files that outlive a batch must commit before the source's hold budget runs out."""
+        budget = self.hold_budget
+        if self.settings.spans_batches and budget is not None and self.settings.file_age > budget:
+            flag = ("--max-file-age" if self.settings.max_file_age is not None
+                    else "--batch-max-age (the default of --max-file-age)")
+            raise ConfigError(f"{flag}: {self.settings.file_age:g}s is above the source's hold "
+                              f"budget of {budget:g}s")
+
+    @property
+    def hold_budget(self) -> float | None:
+        """How long the source can hold a message (its optional ``hold_budget``; None: no
+        limit): files holding messages commit before it runs out."""
+        budget = getattr(self.source, "hold_budget", None)
+        return float(budget) if isinstance(budget, int | float) else None
 
     # ---------------------------------------------------------------- control
 
@@ -146,6 +166,7 @@ class Pipeline:
                     for _ in threads:
                         self._put(None, force=True)
                     self._join(threads)
+                    self.close_files()
         finally:
             self._close_components()
             self.call_hook("ingest_pipeline_stopped", metrics=self.metrics)
@@ -163,7 +184,8 @@ class Pipeline:
             self._close_components()
 
     def flush(self, batch: Sequence[Message], worker: int = 0) -> FlushResult:
-        """Settle one batch; public so tests and embedders can drive a pipeline by hand."""
+        """Settle one batch; public so tests and embedders can drive a pipeline by hand.
+        With ``target_file_size`` the rows may wait in open files: see :meth:`close_files`."""
         return self._commit.flush(batch, worker)
 
     def _context(self) -> RunContext:
@@ -175,6 +197,18 @@ class Pipeline:
         """Messages rejected ``max_deliveries`` times and, without an error sink, given back to
         the source unwritten (the CLI then exits 1)."""
         return self.poison.poisoned
+
+    def close_files(self) -> None:
+        """Commit every open file now (files that outlive a batch) and settle their messages;
+        ``run()`` does this at its end. An abort drops them instead."""
+        files = self._commit.open_files
+        if self._abort.is_set():
+            files.abort_all()
+            return
+        try:
+            files.close(files.all(), "end of run")
+        except Aborted:
+            files.abort_all()
 
     def _start_components(self, context: RunContext, source: bool = True) -> None:
         """Start sinks first and the source last, so a bad sink (missing bucket) fails the run
@@ -268,6 +302,10 @@ class Pipeline:
                     self._submit(batch)
             if batcher.due():
                 self._submit(batcher.take())
+            if settings.spans_batches:
+                due = self._commit.open_files.due(now, self.hold_budget)
+                if due:
+                    self._submit_job(functools.partial(self._close_due, due))
             if not messages:
                 if self.source.exhausted:
                     # in-flight batches may still give messages back (nack): drained only
@@ -313,7 +351,22 @@ class Pipeline:
                     self._busy -= 1
                 self._commit.release(batch)
 
-    def _put(self, item: list[Message] | None, force: bool = False) -> bool:
+    def _close_due(self, due: list[OpenFile]) -> None:
+        try:
+            self._commit.open_files.close(due, "age or hold budget")
+        except Aborted:
+            self._commit.open_files.abort_all()
+
+    def _submit_job(self, job: Callable[[], object]) -> None:
+        """Run ``job`` on a flush worker (closing open files that are due)."""
+        with self._busy_lock:
+            self._busy += 1
+        if not self._put(job):
+            with self._busy_lock:
+                self._busy -= 1
+
+    def _put(self, item: list[Message] | Callable[[], object] | None, force: bool = False,
+             ) -> bool:
         """Block while the flush queue is full (backpressure); give up only on abort."""
         while True:
             if self._abort.is_set() and not force:
@@ -325,7 +378,7 @@ class Pipeline:
                 if force and self._abort.is_set():
                     with contextlib.suppress(queue.Empty):
                         dropped = self._queue.get_nowait()
-                        if dropped:
+                        if isinstance(dropped, list) and dropped:
                             self._commit.release(dropped)
 
     def _close_components(self) -> None:
@@ -350,6 +403,15 @@ class Pipeline:
             batch = self._queue.get()
             if batch is None:
                 return
+            if callable(batch):
+                try:
+                    batch()
+                except Exception:  # noqa: BLE001 - a bug must not kill the worker
+                    log.exception("closing open files failed")
+                finally:
+                    with self._busy_lock:
+                        self._busy -= 1
+                continue
             try:
                 if self._abort.is_set():
                     self._commit.release(batch)

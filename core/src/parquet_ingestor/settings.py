@@ -75,6 +75,9 @@ class PipelineSettings:
     max_open_partitions: int = _default("max_open_partitions")
     on_partition_overflow: Literal["processing", "reject"] = _default("on_partition_overflow")
     target_file_size: int = _default("target_file_size")  # 0 = one file per partition
+    max_file_age: float | None = None  # None: batch.max_age (files that outlive a batch)
+    max_open_files: int = _default("max_open_files")
+    max_held_bytes: int = _default("max_held_bytes")
     manifest: bool = _default("manifest")
     max_deliveries: int | None = _default("max_deliveries")  # None: no poison limit
     receive_max: int = 1000
@@ -105,6 +108,9 @@ class PipelineSettings:
             max_open_partitions=values["max_open_partitions"],
             on_partition_overflow=values["on_partition_overflow"],
             target_file_size=values["target_file_size"],
+            max_file_age=values["max_file_age"],
+            max_open_files=values["max_open_files"],
+            max_held_bytes=values["max_held_bytes"],
             exit_when_idle=values["exit_when_idle"],
             manifest=values["manifest"],
             max_deliveries=values["max_deliveries"],
@@ -127,6 +133,9 @@ class PipelineSettings:
             "max_open_partitions": self.max_open_partitions,
             "on_partition_overflow": self.on_partition_overflow,
             "target_file_size": self.target_file_size,
+            "max_file_age": self.max_file_age,
+            "max_open_files": self.max_open_files,
+            "max_held_bytes": self.max_held_bytes,
             "exit_when_idle": self.exit_when_idle,
             "manifest": self.manifest,
             "max_deliveries": self.max_deliveries,
@@ -137,6 +146,16 @@ class PipelineSettings:
             out[f"{prefix}_max_delay"] = policy.max_delay
         out["retry_jitter"] = self.write_retry.jitter
         return out
+
+    @property
+    def file_age(self) -> float:
+        """Seconds an open file may stay open (``max_file_age``, else ``batch.max_age``)."""
+        return self.max_file_age if self.max_file_age is not None else self.batch.max_age
+
+    @property
+    def spans_batches(self) -> bool:
+        """Files outlive a batch: with a target size, a file collects rows across flushes."""
+        return self.target_file_size > 0
 
     @property
     def event_time_field(self) -> str | None:

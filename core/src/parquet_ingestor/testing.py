@@ -295,6 +295,9 @@ def run_pipeline(
         pipeline.run()
     finally:
         timer.cancel()
+    # files that outlived their batch commit outside a flush: take them from the recent ones
+    seen = {id(f) for f in collected.files}
+    collected.files.extend(f for f in pipeline.files if id(f) not in seen)
     outcome = Outcome(pipeline, source, sink, collected.files)
     if isinstance(sink, MemorySink):
         for f in collected.files:
