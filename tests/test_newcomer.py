@@ -171,6 +171,10 @@ def test_the_bundled_table_matches_the_plugins_and_the_core_extras() -> None:
         assert registered == set(bundled.components)
         assert extras[bundled.extra] == [bundled.distribution]
         assert bundled.distribution in extras["all"] and bundled.distribution in extras["demo"]
+    # and every plugin shipped in plugins/ is declared there (a new one needs its line)
+    shipped = {tomllib.loads(path.read_text())["project"]["name"]
+               for path in ROOT.glob("plugins/*/pyproject.toml")}
+    assert shipped == {b.distribution for b in BUNDLED}
 
 
 # ---------------------------------------------------------------- the smaller things
