@@ -33,7 +33,9 @@ def _site_with_core_only(folder: Path) -> Path:
                          (pluggy, "pluggy")):
         package = Path(module.__file__ or "").parent
         (folder / package.name).symlink_to(package)
-        info = Path(str(distribution(dist)._path))  # type: ignore[attr-defined]
+        meta = distribution(dist)
+        metadata = next(f for f in meta.files or () if f.name == "METADATA")
+        info = Path(str(meta.locate_file(metadata))).parent  # the .dist-info folder
         (folder / info.name).symlink_to(info)
     return folder
 
