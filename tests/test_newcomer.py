@@ -194,14 +194,14 @@ def test_non_json_without_error_sink_warns_once_and_suggests_an_error_sink(
 ) -> None:
     (tmp_path / "in.jsonl").write_text('{"a": 1}\nnot json\n{"a": 2}\n')
     proc = run_ingest("--source", "file", "--source-opt", "path=in.jsonl", "--sink", "file",
-                      "--sink-opt", "path=out", "--encoder", "jsonl")
+                      "--sink-opt", "path=out", "--encoder", "jsonl", "--max-deliveries", "3")
     assert proc.returncode == 1
     lines = proc.stderr.splitlines()
     warned = [line for line in lines if "WARNING rejected message" in line]
     assert len(warned) == 1 and warned[0].endswith("in.jsonl:2: body is not a JSON object")
     stopped = [line for line in lines if " stopped (" in line]
     assert len(stopped) == 1
-    # 3 lines read; the bad one delivered 3 times (max_deliveries): 2 redeliveries, not messages
+    # 3 lines read; the bad one delivered 3 times (--max-deliveries): 2 redeliveries, not messages
     assert " 3 messages (+2 redeliveries), 1 files, 2 rows, " in stopped[0]
     assert lines[-1].endswith(
         "ERROR   1 messages could not be written nor routed to an error sink; to keep rejected "

@@ -208,21 +208,33 @@ def _run(pipeline: Any, values: dict[str, Any], early: list[int] | None = None) 
         log.error("%d messages could not be written nor routed to an error sink%s",
                   len(failed), hint)
         return 1
+    if pipeline.poisoned:
+        log.error("%d message(s) rejected on %d deliveries or more went back to the source "
+                  "unwritten (no --error-sink); they are still there", pipeline.poisoned,
+                  pipeline.settings.max_deliveries)
+        return 1
     return 0
 
 
 @cli.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-@click.option("--check", is_flag=True, help="exit 1 when any plugin failed to load")
+@click.option("--check", is_flag=True,
+              help="exit 1 when any plugin failed to load or an option collides")
 def plugins_command(as_json: bool, check: bool) -> None:
     """List installed plugins, their components and options, and load errors."""
+    from .plugins import option_collisions
+
     registry = get_registry()
     if as_json:
         click.echo(json.dumps(describe_plugins(registry), indent=2))
     else:
         _print_plugins(registry)
-    if check and registry.errors():
-        sys.exit(1)
+    if check:
+        collisions = option_collisions(registry, (o.name for o in PIPELINE_OPTIONS))
+        for line in collisions:
+            click.echo(f"ingest: check: {line}", err=True)
+        if registry.errors() or collisions:
+            sys.exit(1)
 
 
 def describe_plugins(registry: Registry) -> list[dict[str, Any]]:
@@ -239,6 +251,7 @@ def describe_plugins(registry: Registry) -> list[dict[str, Any]]:
                 {"kind": c.kind, "name": c.name, "help": c.help, "options": [
                     {"name": o.name, "type": o.type, "required": o.required,
                      "default": None if o.secret else o.default, "help": o.help,
+                     "secret": o.secret,
                      "choices": list(o.choices) if o.choices else None}
                     for o in c.options]}
                 for c in info.components

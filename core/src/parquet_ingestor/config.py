@@ -73,6 +73,9 @@ PIPELINE_OPTIONS: tuple[Option, ...] = (
            help="stop cleanly once the source has been empty this long"),
     Option("manifest", "bool", default=False,
            help="write KEY.manifest.json with the source message ids of each file"),
+    Option("max_deliveries", "int", default=10, min=1,
+           help="a message rejected on this delivery or later goes to the error sink; without "
+                "one it goes back to the source with growing delays and the run exits 1"),
     Option("write_attempts", "int", default=5, min=1, help="tries per file write"),
     Option("write_base_delay", "duration", default="500ms",
            help="first wait after a failed write; doubles each try"),

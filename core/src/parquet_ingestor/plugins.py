@@ -19,7 +19,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import ConfigError, PluginError
-from .options import Option, parse_options
+from .options import Option, mask, parse_options, secret_values
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +86,31 @@ class ComponentSpec:
         return parse_options(self.options, raw, self.where())
 
     def create(self, raw: dict[str, Any]) -> Any:
-        """Validate ``raw`` options and build the component (importing it now if lazy)."""
+        """Validate ``raw`` options and build the component (importing it now if lazy).
+
+        A ConfigError raised by the component has the values of its secret options masked.
+        """
         values = self.parse(raw)
         factory = self.factory
         if isinstance(factory, str):
             factory = load_object(factory)
-        return factory(**values)
+        try:
+            return factory(**values)
+        except ConfigError as exc:
+            secrets = secret_values(self.options, values)
+            if not secrets:
+                raise
+            raise ConfigError(mask(str(exc), secrets)) from None
+
+
+def option_collisions(registry: Registry, reserved: Iterable[str]) -> list[str]:
+    """Component options named like a pipeline option (``workers``...), one line each: the
+    two are easy to confuse in a config file and in ``INGEST_*`` variables."""
+    names = set(reserved)
+    return [f"{spec.kind} '{spec.name}' (plugin {spec.plugin}): option '{opt.name}' has the "
+            f"name of the pipeline option --{opt.name.replace('_', '-')}; rename it"
+            for kinds in registry.components.values() for spec in kinds.values()
+            for opt in spec.options if opt.name in names]
 
 
 def load_object(ref: str) -> Any:

@@ -14,8 +14,6 @@ from ..options import Option
 FILE_SOURCE_OPTIONS = (
     Option("path", "path", required=True,
            help="JSON-lines file, directory, or glob (gzip files too); '-' reads stdin"),
-    Option("max_deliveries", "int", default=3, min=1,
-           help="times a nacked line is re-delivered before the run reports it failed"),
 )
 JSON_OPTIONS = (
     Option("schema", "path", help="JSON file mapping column -> Arrow type, e.g. {\"user_id\": \"int64\"}"),
