@@ -33,7 +33,9 @@ def _site_with_core_only(folder: Path) -> Path:
                          (pluggy, "pluggy")):
         package = Path(module.__file__ or "").parent
         (folder / package.name).symlink_to(package)
-        info = Path(str(distribution(dist)._path))  # type: ignore[attr-defined]
+        meta = distribution(dist)
+        metadata = next(f for f in meta.files or () if f.name == "METADATA")
+        info = Path(str(meta.locate_file(metadata))).parent  # the .dist-info folder
         (folder / info.name).symlink_to(info)
     return folder
 
@@ -171,6 +173,10 @@ def test_the_bundled_table_matches_the_plugins_and_the_core_extras() -> None:
         assert registered == set(bundled.components)
         assert extras[bundled.extra] == [bundled.distribution]
         assert bundled.distribution in extras["all"] and bundled.distribution in extras["demo"]
+    # and every plugin shipped in plugins/ is declared there (a new one needs its line)
+    shipped = {tomllib.loads(path.read_text())["project"]["name"]
+               for path in ROOT.glob("plugins/*/pyproject.toml")}
+    assert shipped == {b.distribution for b in BUNDLED}
 
 
 # ---------------------------------------------------------------- the smaller things
