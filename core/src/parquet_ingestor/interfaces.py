@@ -287,6 +287,11 @@ class RunContext:
 
     workers: int
     metrics: Any  # parquet_ingestor.metrics.Metrics
+    #: the output sink, for a component that reads back what earlier runs wrote (the Parquet
+    #: encoder reads the dataset's schema from the newest file at ``sink.url("")``)
+    sink: Any = None
+    #: the field named by ``--partition-by event:FIELD`` (an encoder may store it as a time)
+    event_time_field: str | None = None
 
 
 class BaseSource:

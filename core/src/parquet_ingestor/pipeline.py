@@ -219,7 +219,7 @@ class Pipeline:
 
     def run(self) -> Metrics:
         """Run until the source is drained, idle for ``exit_when_idle``, or ``stop()``."""
-        self._start_components(RunContext(workers=self.settings.workers, metrics=self.metrics))
+        self._start_components(self._context())
         threads = [
             threading.Thread(target=self._worker, args=(i,), name=f"flush-{i}", daemon=True)
             for i in range(self.settings.workers)
@@ -253,11 +253,15 @@ class Pipeline:
         close everything, without starting the source: a source checks itself when it is built
         (the queue exists) and must not receive, which would count as a delivery.
         ``ingest --validate`` calls this."""
-        context = RunContext(workers=self.settings.workers, metrics=self.metrics)
+        context = self._context()
         try:
             self._start_components(context, source=False)
         finally:
             self._close_components()
+
+    def _context(self) -> RunContext:
+        return RunContext(workers=self.settings.workers, metrics=self.metrics, sink=self.sink,
+                          event_time_field=self.settings.event_time_field)
 
     def _start_components(self, context: RunContext, source: bool = True) -> None:
         """Start sinks first and the source last, so a bad sink (missing bucket) fails the run
