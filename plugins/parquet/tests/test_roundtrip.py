@@ -108,7 +108,7 @@ def test_file_metadata_keys(tmp_path, engine):
 def test_fingerprint_follows_schema(tmp_path):
     encoder = ParquetEncoder()
     prints = []
-    for records in ([{"a": 1}], [{"a": 2}], [{"a": "x"}]):
+    for records in ([{"a": 1}], [{"a": 2}], [{"a": 3, "b": "x"}]):
         decoded = encoder.decode(json_lines(records))
         file = write_file(encoder, decoded.frame, tmp_path / "f.parquet")
         prints.append(pq.ParquetFile(file).metadata.metadata[b"ingest.schema_fingerprint"])

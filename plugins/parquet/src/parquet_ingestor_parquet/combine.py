@@ -40,6 +40,16 @@ def concat(parts: list[pa.Table], strict: bool) -> tuple[pa.Table, list[tuple[in
     return pa.concat_tables(parts, promote_options="permissive"), rejected
 
 
+def unify_new_columns(parts: list[pa.Table], known: set[str]) -> list[pa.Table]:
+    """Pieces of one batch, with each *new* column (not in ``known``) whose types conflict
+    between pieces turned to text (evolve's rule); known columns are left to the dataset
+    schema, which converts or rejects value by value."""
+    conflicts = [name for name in _conflicting_columns(parts) if name not in known]
+    for name in conflicts:
+        parts = [_to_string(p, name) for p in parts]
+    return parts
+
+
 def _conflicting_columns(parts: list[pa.Table]) -> list[str]:
     types: dict[str, list[pa.DataType]] = {}
     for part in parts:

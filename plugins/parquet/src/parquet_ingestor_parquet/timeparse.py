@@ -1,0 +1,126 @@
+"""The timestamp rules, in one place: which values become a ``timestamp[unit, tz=UTC]`` column.
+
+* A string is an **instant** when Arrow's ISO-8601 parser reads it *with a zone*: ``Z`` or an
+  offset (``+02:00``, ``+0200``), with or without fractional seconds, ``T`` or a space between
+  date and time. It is stored UTC-adjusted (Parquet ``isAdjustedToUTC = true``).
+* A new string column becomes a timestamp column only when every value in its first batch is an
+  instant. Everything else stays a string exactly as it came: dates alone (``2024-05-01``),
+  times alone, local date-times without a zone, and text.
+* A value with more fractional digits than the unit holds is not rounded: it does not convert.
+* Epoch numbers (seconds, or milliseconds above 1e11 as in ``records.to_datetime``) convert only
+  in a *time field*: the ``--partition-by event:FIELD`` field or one named in ``time_fields``.
+
+``pyarrow.json`` infers timestamps on its own (and drops offsets, and turns dates into times):
+the reader declares such fields as strings (:func:`as_strings`) and this module decides.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+UNITS = ("ms", "us", "ns")
+EPOCH_MS_THRESHOLD = 1e11  # epoch numbers above this are milliseconds
+_PER_SECOND = {"ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+
+
+def utc(unit: str) -> pa.TimestampType:
+    """The column type of an instant: ``timestamp[unit, tz=UTC]``."""
+    return pa.timestamp(unit, tz="UTC")
+
+
+def is_string(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
+
+
+def instants(column: pa.Array | pa.ChunkedArray, unit: str) -> pa.Array | pa.ChunkedArray | None:
+    """``column`` (strings) as UTC timestamps when every non-null value is an instant, else None."""
+    if column.null_count == len(column):
+        return None
+    try:
+        return column.cast(utc(unit))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+
+
+def strings_to_instants(
+    values: pa.Array, unit: str
+) -> tuple[pa.Array, list[int]]:
+    """Strings -> UTC timestamps; returns the array (null where a value is not an instant) and
+    the positions of those values. Vectorized when all convert; value by value otherwise."""
+    try:
+        return values.cast(utc(unit)), []
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    out: list[pa.Scalar | None] = []
+    bad: list[int] = []
+    kind = utc(unit)
+    for i, value in enumerate(values.to_pylist()):
+        if value is None:
+            out.append(None)
+            continue
+        try:
+            out.append(pa.array([value], pa.string()).cast(kind)[0].value)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            out.append(None)
+            bad.append(i)
+    return pa.array(out, pa.int64()).cast(kind), bad
+
+
+def epoch_to_instants(values: pa.Array, unit: str) -> tuple[pa.Array, list[int]]:
+    """Epoch seconds or milliseconds (numbers) -> UTC timestamps, exactly where the unit holds
+    the value (1.5 s is 1500 ms; 1.0000001 s at ms does not convert)."""
+    numbers = values.cast(pa.float64())
+    per_second = _PER_SECOND[unit]
+    is_ms = pc.greater(pc.abs(numbers), EPOCH_MS_THRESHOLD)
+    scaled = pc.if_else(is_ms, pc.multiply(numbers, per_second / 1000),
+                        pc.multiply(numbers, float(per_second)))
+    whole = pc.equal(pc.floor(scaled), scaled)
+    bad = pc.indices_nonzero(pc.and_(pc.is_valid(numbers), pc.invert(whole))).to_pylist()
+    if pa.types.is_integer(values.type) and not bad:  # exact integer arithmetic when possible
+        ints = values.cast(pa.int64())
+        try:
+            ticks = pc.if_else(is_ms, pc.multiply_checked(ints, per_second // 1000),
+                               pc.multiply_checked(ints, per_second))
+            return ticks.cast(utc(unit)), []
+        except pa.ArrowInvalid:
+            pass
+    safe = pc.if_else(whole, scaled, None)
+    try:
+        return safe.cast(pa.int64()).cast(utc(unit)), bad
+    except pa.ArrowInvalid:  # out of range: value by value
+        out: list[int | None] = []
+        for i, value in enumerate(safe.to_pylist()):
+            if value is not None and abs(value) < 2**63:
+                out.append(int(value))
+            else:
+                if value is not None:
+                    bad.append(i)
+                out.append(None)
+        return pa.array(out, pa.int64()).cast(utc(unit)), sorted(bad)
+
+
+def has_timestamp(kind: pa.DataType) -> bool:
+    """True when ``kind`` is, or holds at any depth, a timestamp."""
+    if pa.types.is_timestamp(kind):
+        return True
+    if pa.types.is_struct(kind):
+        return any(has_timestamp(kind.field(i).type) for i in range(kind.num_fields))
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return has_timestamp(kind.value_type)
+    return False
+
+
+def as_strings(kind: pa.DataType) -> pa.DataType:
+    """``kind`` with every timestamp (at any depth) replaced by string: how the JSON reader is
+    told to keep the text, so that this module, not the reader, decides what is an instant."""
+    if pa.types.is_timestamp(kind):
+        return pa.string()
+    if pa.types.is_struct(kind):
+        return pa.struct([kind.field(i).with_type(as_strings(kind.field(i).type))
+                          for i in range(kind.num_fields)])
+    if pa.types.is_list(kind):
+        return pa.list_(kind.value_field.with_type(as_strings(kind.value_type)))
+    if pa.types.is_large_list(kind):
+        return pa.large_list(kind.value_field.with_type(as_strings(kind.value_type)))
+    return kind
