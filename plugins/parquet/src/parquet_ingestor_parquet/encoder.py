@@ -18,7 +18,7 @@ from .compat import PROFILES
 from .dataset import DatasetSchema, TypeRules, positions_raw
 from .frame import ArrowFrame
 from .jsonread import EMPTY, parse_lines
-from .limits import DEFAULT_MAX_DEPTH, DEFAULT_MAX_KEYS
+from .limits import DEEPEST_READABLE, DEFAULT_MAX_DEPTH, DEFAULT_MAX_KEYS
 from .pylist import row_type, table_from_rows
 from .schema import load_schema, relaxed, schema_from_spec
 from .timeparse import UNITS, as_strings, has_timestamp
@@ -89,9 +89,11 @@ class ParquetEncoder:
             raise _option_error("row_group_size", f"must be at least 1, got {row_group_size}")
         self.max_depth = DEFAULT_MAX_DEPTH if max_depth is None else int(max_depth)
         self.max_keys = DEFAULT_MAX_KEYS if max_keys is None else int(max_keys)
-        if self.max_depth < 1 or self.max_keys < 1:
-            raise _option_error("max_depth" if self.max_depth < 1 else "max_keys",
-                                "must be at least 1")
+        if not 1 <= self.max_depth <= DEEPEST_READABLE:
+            raise _option_error("max_depth", f"must be 1..{DEEPEST_READABLE} (deeper files "
+                                             f"cannot be read), got {self.max_depth}")
+        if self.max_keys < 1:
+            raise _option_error("max_keys", f"must be at least 1, got {self.max_keys}")
         if engine == "fastparquet":
             try:
                 import fastparquet  # noqa: F401

@@ -14,7 +14,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-DEFAULT_MAX_DEPTH = 32  # pyarrow reads ~90 nested structs and ~45 nested lists; 32 leaves room
+DEFAULT_MAX_DEPTH = 32
+#: pyarrow opens files with ~90 nested structs but only ~45 nested lists (a list is two Parquet
+#: levels); deeper files fail with "Parquet schema too deeply nested"
+DEEPEST_READABLE = 40
 DEFAULT_MAX_KEYS = 10_000
 
 _TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}\[\]:,]')
