@@ -105,6 +105,7 @@ class DatasetSchema:
         schema = self.schema
         converted: dict[str, pa.Array | pa.ChunkedArray] = {}
         new_fields: list[pa.Field] = []
+        untyped: list[pa.Field] = []  # kept for fit(); dropped there if still untyped
         for name, column in zip(table.column_names, table.columns, strict=True):
             if name in schema.names:
                 target = schema.field(name)
@@ -117,6 +118,9 @@ class DatasetSchema:
                 kind, column = self._new_column(name, column, bad, raw)
                 if kind is not None:
                     new_fields.append(pa.field(name, kind))
+                    converted[name] = column
+                elif column.null_count < len(column):  # [] or {}: typed by a later piece?
+                    untyped.append(pa.field(name, column.type))
                     converted[name] = column
         if new_fields:
             schema = self._extend(new_fields)
@@ -134,11 +138,14 @@ class DatasetSchema:
                 for pos in pc.indices_nonzero(pc.is_null(column)).to_pylist():
                     bad.setdefault(pos, f"required field '{field.name}' is missing")
             arrays.append(column)
-        result = pa.Table.from_arrays(arrays, schema=_nullable(schema)) if bad else \
-            pa.Table.from_arrays(arrays, schema=schema)
+        untyped = [f for f in untyped if f.name not in schema.names]
+        arrays += [converted[f.name] for f in untyped]
+        full = pa.schema(list(schema) + untyped, metadata=schema.metadata)
+        result = pa.Table.from_arrays(arrays, schema=_nullable(full)) if bad else \
+            pa.Table.from_arrays(arrays, schema=full)
         if bad:
             keep = pc.invert(pa.array([i in bad for i in range(n)]))
-            result = result.filter(keep).cast(schema)
+            result = result.filter(keep).cast(full)
         return result, bad
 
     def _extend(self, fields: list[pa.Field]) -> pa.Schema:
@@ -389,7 +396,14 @@ def _widened(target: pa.DataType, incoming: pa.DataType) -> pa.DataType | None:
 
 
 def _cast(column: pa.ChunkedArray, kind: pa.DataType) -> pa.ChunkedArray:
-    return column if column.type == kind else column.cast(kind)
+    if column.type == kind:
+        return column
+    try:
+        return column.cast(kind)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        if _without_nulls(column.type) is None:  # only [] / {} / nulls: nothing typed lost
+            return pa.chunked_array([pa.nulls(len(column), kind)])
+        raise
 
 
 def _nullable(schema: pa.Schema) -> pa.Schema:
