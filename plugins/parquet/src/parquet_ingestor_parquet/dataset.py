@@ -16,6 +16,7 @@ newest file, see :mod:`.readback`) restarted process. Each batch is *conformed* 
 
 from __future__ import annotations
 
+import datetime as dt
 import decimal
 import json
 import threading
@@ -232,9 +233,8 @@ class DatasetSchema:
             if exact is not None:
                 return _python_values(name, exact, target, bad, "number")
         try:
-            if (timeparse.is_string(target) and pa.types.is_floating(kind)) or (
-                    timeparse.is_string(kind) and not timeparse.is_string(target)):
-                raise pa.ArrowInvalid("text and float text are not converted")  # value by value
+            if not _castable(kind, target):
+                raise pa.ArrowInvalid("not converted as a whole")  # value by value
             return array.cast(target, safe=True)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
             pass
@@ -268,12 +268,35 @@ def _python_values(
     return pa.array(out, target)
 
 
+def _castable(kind: pa.DataType, target: pa.DataType) -> bool:
+    """Whether Arrow's safe cast from ``kind`` to ``target`` keeps values as the JSON meant
+    them: text is not read as numbers, booleans are not numbers, floats have no text (their
+    JSON spelling is gone), numbers are not times (outside time fields)."""
+    if timeparse.is_string(kind):
+        return timeparse.is_string(target)
+    if pa.types.is_boolean(kind) or pa.types.is_boolean(target):
+        return pa.types.is_boolean(kind) and pa.types.is_boolean(target)
+    if pa.types.is_floating(kind) and timeparse.is_string(target):
+        return False
+    return not (pa.types.is_timestamp(target) and not pa.types.is_timestamp(kind))
+
+
 def _exactly(value: object, target: pa.DataType) -> object:
     """``value`` as ``target`` holds it, or an error when that would change it."""
-    if isinstance(value, bool):
-        if pa.types.is_boolean(target):
+    if isinstance(value, bool) or pa.types.is_boolean(target):
+        if isinstance(value, bool) and pa.types.is_boolean(target):
             return value
-        raise TypeError("a boolean is not a number or text")
+        raise TypeError("a boolean is not a number or text" if isinstance(value, bool)
+                        else "only true and false are booleans")
+    if pa.types.is_timestamp(target) and not isinstance(value, dt.datetime):
+        raise TypeError("numbers are times only in a time field")
+    if isinstance(value, int) and pa.types.is_integer(target):
+        bits = target.bit_width
+        low, high = (0, 2**bits - 1) if pa.types.is_unsigned_integer(target) else (
+            -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+        if not low <= value <= high:
+            raise OverflowError(f"outside {target}'s range")
+        return value
     if isinstance(value, int):
         if pa.types.is_floating(target):
             if abs(value) > BIG_INT:
