@@ -248,7 +248,9 @@ class ParquetEncoder:
         parsed = parse(read_schema)
         times = _inferred_times(parsed.tables, read_schema)
         if times:  # the JSON reader took text for times: read those fields again as text
+            order = list(dict.fromkeys(n for t in parsed.tables for n in t.column_names))
             parsed = parse(pa.schema(list(read_schema) + times))
+            parsed.tables = [_in_order(t, order) for t in parsed.tables]  # declared ones came first
         rejected = list(parsed.rejected)
         items: list[int] = []
         pieces: list[pa.Table] = []
@@ -321,6 +323,13 @@ def _inferred_times(tables: list[pa.Table], declared: pa.Schema) -> list[pa.Fiel
                     has_timestamp(field.type):
                 found[field.name] = pa.field(field.name, as_strings(field.type))
     return list(found.values())
+
+
+def _in_order(table: pa.Table, order: list[str]) -> pa.Table:
+    """``table``'s columns in ``order`` (the lines' own order), any others after."""
+    names = [n for n in order if n in table.column_names]
+    names += [n for n in table.column_names if n not in names]
+    return table if names == table.column_names else table.select(names)
 
 
 def _kept(n: int, rejected: list[tuple[int, str]]) -> list[int]:
