@@ -136,12 +136,12 @@ def test_athena_profile_writes_milliseconds_and_rejects_finer_values():
 def test_ints_beyond_int64_next_to_valid_ones_are_stored_exactly(tmp_path):
     encoder = ParquetEncoder()
     decoded = decode(encoder, b'{"n": 9007199254740993}', b'{"n": 18446744073709551615}',
-                     b'{"n": 9223372036854775807}')
+                     b'{"n": 9223372036854775807}', b'{"n": 1}')
     assert decoded.rejected == []
     schema, rows = stored(tmp_path, encoder, decoded)
     assert schema.field("n").type == pa.decimal128(38, 0)
     assert [r["n"] for r in rows] == [Decimal(9007199254740993), Decimal(18446744073709551615),
-                                      Decimal(9223372036854775807)]
+                                      Decimal(9223372036854775807), Decimal(1)]
 
 
 def test_big_int_in_an_int64_column_is_rejected_with_a_reason():

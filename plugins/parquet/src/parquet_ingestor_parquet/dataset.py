@@ -181,9 +181,11 @@ class DatasetSchema:
         if pa.types.is_floating(kind) and raw is not None:
             exact = _exact_numbers(name, column, raw)
             if exact is not None:
-                values = exact
-                if all(isinstance(v, int) for v in values if v is not None):
-                    fits = all(-(2**63) <= v < 2**63 for v in values if v is not None)
+                # integers read as doubles next to ones beyond int64: an integer column
+                values = [v for v in exact if v is not None]
+                if all(isinstance(v, int) or (isinstance(v, float) and v.is_integer())
+                       for v in values):
+                    fits = all(-(2**63) <= v < 2**63 for v in values)
                     kind = pa.int64() if fits else EXACT_INTS
                 return kind, column
         if pa.types.is_unsigned_integer(kind):
