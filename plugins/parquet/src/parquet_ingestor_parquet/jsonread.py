@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from .limits import DEFAULT_MAX_DEPTH, DEFAULT_MAX_KEYS, check_lines
+from .limits import DEFAULT_MAX_DEPTH, DEFAULT_MAX_KEYS, check_lines, schema_depth
 
 MAX_BLOCK = 1 << 30  # read_json's block_size is an int32; bigger ranges are split first
 _ROW_HINT = re.compile(r" in row (\d+)\s*$")
@@ -62,7 +62,22 @@ def parse_lines(
         # A line break inside a JSON text is only legal between tokens, where a space is the same.
         work_lines = [_one_line(line) for line in lines]
         data = None
-    hostile = check_lines(work_lines, max_depth, max_keys, joined=data, extra_depth=1)
+    hostile = check_lines(work_lines, max_depth, max_keys)
+    result = _parse_ranges(work_lines, data, hostile, options, inferring)
+    if any(schema_depth(t.schema) > max_depth for t in result.tables):
+        deep = check_lines(work_lines, max_depth, max_keys, every=True)
+        if deep:  # short lines too deep for Parquet readers: parse again without them
+            result = _parse_ranges(work_lines, None, sorted({**dict(hostile), **dict(deep)}.items()),
+                                   options, inferring)
+    return result
+
+
+def _parse_ranges(
+    work_lines: Sequence[bytes], data: bytes | None, hostile: list[tuple[int, str]],
+    options: pj.ParseOptions, inferring: pj.ParseOptions | None,
+) -> ParsedLines:
+    """Parse every line but the ``hostile`` ones (rejected with their reasons)."""
+    result = ParsedLines()
     work: list[tuple[int, int, bytes | None]] = []
     if hostile:
         result.rejected.extend(hostile)
