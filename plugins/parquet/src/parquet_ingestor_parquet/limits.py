@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-
-import pyarrow as pa
+from typing import Any
 
 DEFAULT_MAX_DEPTH = 32
 #: pyarrow opens files with ~90 nested structs but only ~45 nested lists (a list is two Parquet
@@ -55,12 +54,16 @@ def check_lines(
     return rejected
 
 
-def schema_depth(schema: pa.Schema) -> int:
-    """JSON nesting depth a schema stands for: 1 for flat objects, +1 per struct or list."""
+def schema_depth(schema: Any) -> int:
+    """JSON nesting depth an Arrow schema stands for: 1 for flat objects, +1 per struct or list.
+    (pyarrow is imported here, not at module level: the plugin's registration imports this
+    module for its defaults and must stay light.)"""
     return 1 + max((_depth(f.type) for f in schema), default=0)
 
 
-def _depth(kind: pa.DataType) -> int:
+def _depth(kind: Any) -> int:
+    import pyarrow as pa
+
     depth = 0
     stack = [(kind, 0)]
     while stack:  # iterative: a deep type must not recurse
