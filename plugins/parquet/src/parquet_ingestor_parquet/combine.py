@@ -11,6 +11,7 @@ fields). Incompatible ones (string vs struct, number vs string) are settled per 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections import Counter
 from typing import Any
@@ -76,6 +77,8 @@ def json_text(value: Any) -> str | None:
         return None
     if isinstance(value, str):
         return value
+    if isinstance(value, dt.date):  # a Python datetime or date: ISO-8601, an instant if aware
+        return value.isoformat()
     return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
 
 

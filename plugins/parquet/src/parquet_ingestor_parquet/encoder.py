@@ -167,6 +167,9 @@ class ParquetEncoder:
             self.dataset.rules = dataclasses.replace(
                 rules, time_fields=rules.time_fields | {time_field})
         sink = getattr(context, "sink", None)
+        requirements = getattr(sink, "requirements", None)
+        if callable(requirements):  # a table sink: its schema is the authority
+            self.require(requirements())
         if self._required or sink is None or not callable(getattr(sink, "url", None)):
             return
         from .readback import dataset_schema
@@ -207,7 +210,9 @@ class ParquetEncoder:
             if isinstance(records, RecordList):
                 # known scalar columns convert value by value; nested ones are inferred (a
                 # struct may have gained keys at any depth) and conformed after
-                known = pa.schema([f for f in relaxed(self.dataset.schema)
+                # (times as text: the timestamp rules decide, as for JSON)
+                known = pa.schema([f.with_type(pa.string()) if pa.types.is_timestamp(f.type)
+                                   else f for f in relaxed(self.dataset.schema)
                                    if not pa.types.is_nested(f.type)])
                 table, rejected = table_from_rows(
                     records.rows, known if len(known) else None, keep_extra=True,
