@@ -166,3 +166,39 @@ spark.stop()
     ids = [r[0] for r in result["rows"]]
     # Spark gives session-time (UTC here) local datetimes
     _check(ids, [dt.datetime.fromisoformat(r[1]) for r in result["rows"]])
+
+
+@pytest.mark.aws
+def test_a_restart_on_s3_keeps_the_dataset_schema(tmp_path, aws_env, moto_endpoint, unique_name):
+    """The schema is read back from the newest object under s3://bucket/prefix/ at start."""
+    import boto3
+    import pyarrow.parquet as pq
+
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket=unique_name)
+    ingest = str(Path(sys.executable).with_name("ingest"))
+    runs = [[{"id": 1, "n": 5, "at": "2024-05-01T01:02:03Z"}],
+            [{"id": 2, "n": 1.5, "at": "2024-05-01T01:02:03.5Z"},
+             {"id": 3, "n": 7, "at": "2024-05-01T01:02:04Z"}]]
+    for n, rows in enumerate(runs):
+        source = tmp_path / f"run{n}.jsonl"
+        source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        done = subprocess.run(
+            [ingest, "--source", "file", "--source-opt", f"path={source}", "--sink", "s3",
+             "--sink-opt", f"bucket={unique_name}", "--sink-opt", "prefix=events/",
+             "--error-sink", "file", "--error-sink-opt", f"path={tmp_path / 'errors'}"],
+            capture_output=True, text=True, timeout=120, env=aws_env)
+        assert done.returncode == 0, done.stderr
+    assert "dataset schema read back from s3://" in done.stderr
+    errors = [json.loads(x) for f in (tmp_path / "errors").rglob("*.jsonl")
+              for x in f.read_text().splitlines()]
+    assert [json.loads(e["body"])["id"] for e in errors] == [2]
+    assert errors[0]["reason"].startswith("field 'n': float value 1.5 cannot be stored in the "
+                                          "column's type int64")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=unique_name)["Contents"]]
+    import io
+
+    tables = [pq.read_table(io.BytesIO(s3.get_object(Bucket=unique_name, Key=k)["Body"].read()))
+              for k in keys]
+    assert {str(t.schema.field("n").type) for t in tables} == {"int64"}
+    assert {str(t.schema.field("at").type) for t in tables} == {"timestamp[us, tz=UTC]"}
