@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import functools
 import json
+import struct
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -327,7 +329,7 @@ def _exact_numbers(
     (Python ints, exact), read back from the lines of those rows; None when nothing is at risk."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
-    risky = pc.and_(pc.greater_equal(pc.abs(column), float(BIG_INT)),
+    risky = pc.and_(pc.greater_equal(pc.abs(column), _big_int_scalar()),
                     pc.equal(pc.floor(column), column))
     if not pc.any(risky).as_py():
         return None
@@ -344,6 +346,14 @@ def _exact_numbers(
         except (ValueError, AttributeError, RecursionError):
             return None
     return values
+
+
+@functools.cache
+def _big_int_scalar() -> pa.Scalar:
+    """2**53 as an Arrow double, built from its bytes: a Python number given to a compute
+    function makes pyarrow import pandas (~1.5 CPU-seconds, 40 MiB), on the hot path."""
+    buffer = pa.py_buffer(struct.pack("<d", float(BIG_INT)))
+    return pa.Array.from_buffers(pa.float64(), 1, [None, buffer])[0]
 
 
 def _reason(name: str, value_type: str, value: object, target: pa.DataType, why: str) -> str:
