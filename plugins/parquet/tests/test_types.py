@@ -320,3 +320,28 @@ def test_an_object_with_too_many_keys_is_rejected_cheaply():
     grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert decoded.rejected == [(1, "JSON object with more than 10000 keys (max_keys)")]
     assert grown_mib < 200  # was 7 GB
+
+
+def test_the_type_rules_do_not_import_pandas():
+    """A Python number handed to a pyarrow compute function makes pyarrow import pandas
+    (~1.5 CPU-seconds, 40 MiB): the usual batch must not (file -> file speed)."""
+    import subprocess
+    import sys
+
+    script = """
+import json, sys
+from parquet_ingestor.records import JsonLines
+from parquet_ingestor_parquet.encoder import ParquetEncoder
+encoder = ParquetEncoder()
+for b in range(2):
+    rows = [{"id": str(i), "created_at": "2024-05-01T01:02:03.%03dZ" % i, "amount": 1.5 * i,
+             "n": i, "tags": ["a"], "ctx": {"ip": "1.2.3.4"}} for i in range(100)]
+    lines = [json.dumps(r).encode() for r in rows]
+    decoded = encoder.decode(JsonLines(lines, list(range(100))))
+    assert not decoded.rejected
+print("pandas" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
