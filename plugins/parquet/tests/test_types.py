@@ -345,3 +345,41 @@ print("pandas" in sys.modules)
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_hostile_lines_go_to_the_error_sink_alone_through_the_cli(tmp_path):
+    """10,000 deep (a SIGSEGV before), 1,000 deep (a RecursionError that failed the batch) and
+    1M keys, between good lines: the good ones are written once, each bad one is in the error
+    sink with its reason, exit 0. An unknown compat profile exits 2 with one line."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    good = [json.dumps({"id": i}).encode() for i in range(50)]
+    bad = [b'{"x":' * 10_000 + b"1" + b"}" * 10_000, b'{"a":' + b"[" * 1_000 + b"]" * 1_000 + b"}",
+           b"{" + b",".join(b'"k%d":1' % i for i in range(1_000_000)) + b"}"]
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"\n".join(good[:20] + bad[:2] + good[20:] + bad[2:]) + b"\n")
+    ingest = str(Path(sys.executable).with_name("ingest"))
+    done = subprocess.run(
+        [ingest, "--source", "file", "--source-opt", f"path={source}", "--sink", "file",
+         "--sink-opt", f"path={tmp_path / 'out'}", "--error-sink", "file",
+         "--error-sink-opt", f"path={tmp_path / 'errors'}"],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = pq.read_table(next((tmp_path / "out").rglob("*.parquet"))).column("id").to_pylist()
+    assert sorted(rows) == list(range(50))
+    errors = [json.loads(x) for f in (tmp_path / "errors").rglob("*.jsonl")
+              for x in f.read_text().splitlines()]
+    assert sorted(e["reason"] for e in errors) == [
+        "JSON nested deeper than 32 levels (max_depth)",
+        "JSON nested deeper than 32 levels (max_depth)",
+        "JSON object with more than 10000 keys (max_keys)"]
+    unknown = subprocess.run(
+        [ingest, "--source", "file", "--source-opt", f"path={source}", "--sink", "file",
+         "--sink-opt", f"path={tmp_path / 'x'}", "--encoder-opt", "compat=hive"],
+        capture_output=True, text=True, timeout=60)
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip().splitlines() == [
+        "ingest: error: encoder 'parquet' option 'compat': 'hive' is not one of all, spark, "
+        "trino, athena, duckdb, s3tables"]

@@ -118,6 +118,7 @@ class ParquetEncoder:
         start = self.declared if self.strict or self.declared is None else relaxed(self.declared)
         self.dataset = DatasetSchema(start, rules, locked=self.strict and start is not None)
         self._required = False  # a sink's schema is the authority: nothing read back
+        self._merged_spec: Any = None  # the records' schema last merged (JsonLines.schema)
         self._row_type: pa.StructType | None = None  # inferred for the last batch of dicts
         _prefer_system_allocator()
     def _check_codec(self) -> None:
@@ -192,10 +193,13 @@ class ParquetEncoder:
     def schema_for(self, records: Any) -> pa.Schema | None:
         """The schema in force: the dataset's, once it has columns; else a records' schema."""
         spec = getattr(records, "schema", None)
-        if spec is not None and not len(self.dataset.schema) and not self._required:
+        if spec is not None and spec is not self._merged_spec and not self._required:
+            # a transformer's declared types: taken for the columns not known yet (once per
+            # declaration; the dataset's own types, e.g. read back, come first)
             given = spec if isinstance(spec, pa.Schema) else schema_from_spec(
                 spec, "records schema")
             self.dataset.merge(given)
+            self._merged_spec = spec
             if self.strict:
                 self.dataset.locked = True
         return self.dataset.schema if len(self.dataset.schema) else None
