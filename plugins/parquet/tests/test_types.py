@@ -383,3 +383,13 @@ def test_hostile_lines_go_to_the_error_sink_alone_through_the_cli(tmp_path):
     assert unknown.stderr.strip().splitlines() == [
         "ingest: error: encoder 'parquet' option 'compat': 'hive' is not one of all, spark, "
         "trino, athena, duckdb, s3tables"]
+
+
+def test_a_field_declared_as_a_timestamp_takes_epoch_numbers():
+    encoder = ParquetEncoder(schema=pa.schema([("at", pa.timestamp("ms", tz="UTC"))]))
+    decoded = decode(encoder, {"at": 1714525323}, {"at": "2024-05-01T01:02:03.250Z"},
+                     {"at": "2024-05-01"})
+    assert decoded.frame.table.column("at").to_pylist() == [
+        dt.datetime(2024, 5, 1, 1, 2, 3, tzinfo=UTC),
+        dt.datetime(2024, 5, 1, 1, 2, 3, 250000, tzinfo=UTC)]
+    assert [i for i, _ in decoded.rejected] == [2]  # a date alone is not an instant

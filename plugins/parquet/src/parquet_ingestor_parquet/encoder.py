@@ -117,6 +117,8 @@ class ParquetEncoder:
         # evolve writes a record missing a declared field with a null; strict rejects it
         start = self.declared if self.strict or self.declared is None else relaxed(self.declared)
         self.dataset = DatasetSchema(start, rules, locked=self.strict and start is not None)
+        if self.declared is not None:
+            self._declare_times(self.declared)
         self._required = False  # a sink's schema is the authority: nothing read back
         self._merged_spec: Any = None  # the records' schema last merged (JsonLines.schema)
         self._row_type: pa.StructType | None = None  # inferred for the last batch of dicts
@@ -146,6 +148,13 @@ class ParquetEncoder:
         """The dataset schema every frame is cast to (grows with new fields under evolve)."""
         return self.dataset.schema
 
+    def _declare_times(self, schema: pa.Schema) -> None:
+        """Fields declared as timestamps are time fields: epoch numbers convert there too."""
+        names = {f.name for f in schema if pa.types.is_timestamp(f.type)}
+        rules = self.dataset.rules
+        if not names <= rules.time_fields:
+            self.dataset.rules = dataclasses.replace(rules, time_fields=rules.time_fields | names)
+
     def require(self, requirements: Any) -> None:
         """A sink's :class:`~parquet_ingestor.interfaces.SinkRequirements`: its Arrow schema
         (field metadata such as ``PARQUET:field_id`` included) becomes the authority; fields
@@ -157,6 +166,7 @@ class ParquetEncoder:
             raise TypeError(f"the parquet encoder needs an Arrow schema, got "
                             f"{type(schema).__name__}")
         self.dataset.set(schema, locked=True)
+        self._declare_times(schema)
         self._required = True
 
     def start(self, context: Any) -> None:
@@ -199,6 +209,7 @@ class ParquetEncoder:
             given = spec if isinstance(spec, pa.Schema) else schema_from_spec(
                 spec, "records schema")
             self.dataset.merge(given)
+            self._declare_times(given)
             self._merged_spec = spec
             if self.strict:
                 self.dataset.locked = True
