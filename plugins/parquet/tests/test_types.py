@@ -254,10 +254,10 @@ def test_require_makes_a_sinks_schema_with_field_ids_the_authority(tmp_path):
     encoder.require(SinkRequirements(schema=schema, field_ids=True))
     decoded = decode(encoder, {"id": "a", "created_at": "2024-05-01T01:02:03Z",
                                "ctx": {"ip": "1.2.3.4"}, "extra": 1},
-                     {"created_at": "2024-05-01T01:02:03Z"}, {"id": "c", "created_at": 5})
+                     {"created_at": "2024-05-01T01:02:03Z"}, {"id": "c", "created_at": "soon"})
     assert [(i, r.split(" (")[0]) for i, r in decoded.rejected] == [
         (1, "required field 'id' is missing"),
-        (2, "field 'created_at': int value 5 cannot be stored in the column's type "
+        (2, "field 'created_at': string value 'soon' cannot be stored in the column's type "
             "timestamp[us, tz=UTC]")]
     path = write_file(encoder, decoded.frame, tmp_path / "ice.parquet")
     read = pq.read_schema(path)
@@ -393,3 +393,15 @@ def test_a_field_declared_as_a_timestamp_takes_epoch_numbers():
         dt.datetime(2024, 5, 1, 1, 2, 3, tzinfo=UTC),
         dt.datetime(2024, 5, 1, 1, 2, 3, 250000, tzinfo=UTC)]
     assert [i for i, _ in decoded.rejected] == [2]  # a date alone is not an instant
+
+
+def test_dict_rows_with_ints_beyond_int64_are_exact_decimals():
+    from parquet_ingestor.records import RecordList
+
+    encoder = ParquetEncoder()
+    rows = [{"n": 2**64 - 1}, {"n": 9007199254740993}, {"n": None}]
+    decoded = encoder.decode(RecordList(rows, [0, 1, 2]))
+    assert decoded.rejected == []
+    assert decoded.frame.table.schema.field("n").type == pa.decimal128(38, 0)
+    assert decoded.frame.table.column("n").to_pylist() == [Decimal(2**64 - 1),
+                                                          Decimal(9007199254740993), None]
