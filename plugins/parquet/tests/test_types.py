@@ -405,3 +405,16 @@ def test_dict_rows_with_ints_beyond_int64_are_exact_decimals():
     assert decoded.frame.table.schema.field("n").type == pa.decimal128(38, 0)
     assert decoded.frame.table.column("n").to_pylist() == [Decimal(2**64 - 1),
                                                           Decimal(9007199254740993), None]
+
+
+def test_a_text_column_keeps_time_like_text_exactly_in_later_batches():
+    """pyarrow's JSON reader would type these as timestamps (dropping the offset, turning the
+    date into midnight): in a text column they stay the text that came."""
+    encoder = ParquetEncoder()
+    decode(encoder, {"s": "x"})
+    for batch in ([{"s": "2024-05-01"}, {"s": "2024-05-02"}],
+                  [{"s": "2024-05-01T03:02:03+02:00"}],
+                  [{"s": "2024-05-01T01:02:03"}]):
+        decoded = decode(encoder, *batch)
+        assert decoded.frame.table.column("s").to_pylist() == [r["s"] for r in batch]
+    assert encoder.dataset.time_like == {"s"}  # declared as text from then on

@@ -270,6 +270,7 @@ class ParquetEncoder:
         if times:  # the JSON reader took text for times: read those fields again as text
             order = list(dict.fromkeys(n for t in parsed.tables for n in t.column_names))
             parsed = parse(pa.schema(list(read_schema) + times))
+            self.dataset.time_like = self.dataset.time_like | {f.name for f in times}
             parsed.tables = [_in_order(t, order) for t in parsed.tables]  # declared ones came first
         rejected = list(parsed.rejected)
         items: list[int] = []
