@@ -150,7 +150,9 @@ class ParquetEncoder:
 
     def _declare_times(self, schema: pa.Schema) -> None:
         """Fields declared as timestamps are time fields: epoch numbers convert there too."""
-        names = {f.name for f in schema if pa.types.is_timestamp(f.type)}
+        self._add_time_fields({f.name for f in schema if pa.types.is_timestamp(f.type)})
+
+    def _add_time_fields(self, names: set[str]) -> None:
         rules = self.dataset.rules
         if not names <= rules.time_fields:
             self.dataset.rules = dataclasses.replace(rules, time_fields=rules.time_fields | names)
@@ -163,8 +165,8 @@ class ParquetEncoder:
         if schema is None:
             return
         if not isinstance(schema, pa.Schema):
-            raise TypeError(f"the parquet encoder needs an Arrow schema, got "
-                            f"{type(schema).__name__}")
+            raise ConfigError(f"encoder 'parquet': the sink requires a schema given as "
+                              f"{type(schema).__name__}; it takes an Arrow schema")
         self.dataset.set(schema, locked=True)
         self._declare_times(schema)
         self._required = True
@@ -174,9 +176,7 @@ class ParquetEncoder:
         the sink's root is read back, so a restarted process keeps the dataset's types."""
         time_field = getattr(context, "event_time_field", None)
         if time_field:
-            rules = self.dataset.rules
-            self.dataset.rules = dataclasses.replace(
-                rules, time_fields=rules.time_fields | {time_field})
+            self._add_time_fields({time_field})
         sink = getattr(context, "sink", None)
         requirements = getattr(sink, "requirements", None)
         if callable(requirements):  # a table sink: its schema is the authority
