@@ -374,6 +374,11 @@ class RunContext:
     metrics: Any  # parquet_ingestor.metrics.Metrics
     batch: BatchLimits | None = None
     max_deliveries: int | None = None
+    #: the output sink, for a component that reads back what earlier runs wrote (the Parquet
+    #: encoder reads the dataset's schema from the newest file at ``sink.url("")``)
+    sink: Any = None
+    #: the field named by ``--partition-by event:FIELD`` (an encoder may store it as a time)
+    event_time_field: str | None = None
 
     @property
     def batches_held(self) -> int:

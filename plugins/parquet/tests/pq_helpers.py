@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,20 @@ def expected_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if row["ctx"] is not None and "geo" not in row["ctx"]:
             row["ctx"] = {**row["ctx"], "geo": None}
         out.append(row)
+    return out
+
+
+_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$")
+
+
+def as_stored(record: dict[str, Any]) -> dict[str, Any]:
+    """A JSON record as the encoder stores it: top-level ISO instants (with a zone) become
+    aware UTC datetimes; everything else is unchanged."""
+    out = {}
+    for key, value in record.items():
+        if isinstance(value, str) and _INSTANT.match(value):
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+        out[key] = value
     return out
 
 

@@ -196,25 +196,31 @@ def test_record_list_inference_uses_every_rows_keys():
                                                {"a": 2**40, "b": None, "c": [1]}]
 
 
-def test_drift_under_evolve_follows_each_batch(tmp_path):
-    """Each batch gets its own schema; within a batch, conflicting halves are unified."""
+def test_drift_under_evolve_keeps_each_columns_first_type(tmp_path):
+    """One schema for the output: new fields are added, a column's type holds across batches
+    (a value that cannot be stored exactly is rejected); within the first batch of a column,
+    conflicting values become text (JSON text for objects)."""
     encoder = ParquetEncoder()
     first = encoder.decode(lines_of([{"a": 1, "b": "x"}]))
-    second = encoder.decode(lines_of([{"a": 1.5, "c": True}]))
+    second = encoder.decode(lines_of([{"a": 1.5, "c": True}, {"a": 2.0, "c": False}]))
     assert first.frame.table.schema.names == ["a", "b"]
-    assert second.frame.table.schema.names == ["a", "c"]
-    assert second.frame.table.schema.field("a").type == pa.float64()
-    # one batch: int vs string vs struct in the same column -> string (JSON text for objects)
-    mixed = encoder.decode(lines_of([{"a": 1}, {"a": 2}, {"a": "x"}, {"a": {"k": [1]}},
-                                     {"a": None}, {"a": 3}]))
+    assert second.frame.table.schema.names == ["a", "b", "c"]
+    assert second.frame.table.schema.field("a").type == pa.int64()
+    assert second.rejected == [(0, "field 'a': float value 1.5 cannot be stored in the "
+                                   "column's type int64 (does not convert exactly)")]
+    assert second.frame.table.to_pylist() == [{"a": 2, "b": None, "c": False}]
+    # one batch: int vs string vs struct in a new column -> string (JSON text for objects)
+    mixed = encoder.decode(lines_of([{"m": 1}, {"m": 2}, {"m": "x"}, {"m": {"k": [1]}},
+                                     {"m": None}, {"m": 3}]))
     assert mixed.rejected == []
-    assert mixed.frame.table.schema.field("a").type == pa.string()
-    assert mixed.frame.table.column("a").to_pylist() == ["1", "2", "x", '{"k":[1]}', None, "3"]
+    assert mixed.frame.table.schema.field("m").type == pa.string()
+    assert mixed.frame.table.column("m").to_pylist() == ["1", "2", "x", '{"k":[1]}', None, "3"]
     rows = read_duckdb(write_file(encoder, mixed.frame, tmp_path / "mixed.parquet"))
-    assert [r["a"] for r in rows] == ["1", "2", "x", '{"k":[1]}', None, "3"]
-    # compatible drift inside one batch: int + double -> double, new fields appear as nullable
-    widened = encoder.decode(lines_of([{"a": 1}, {"a": 2.5, "z": "new"}]))
-    assert widened.frame.table.to_pylist() == [{"a": 1.0, "z": None}, {"a": 2.5, "z": "new"}]
+    assert [r["m"] for r in rows] == ["1", "2", "x", '{"k":[1]}', None, "3"]
+    # compatible drift inside one batch of a new column: int + double -> double
+    widened = encoder.decode(lines_of([{"w": 1}, {"w": 2.5, "z": "new"}]))
+    assert widened.frame.table.select(["w", "z"]).to_pylist() == [
+        {"w": 1.0, "z": None}, {"w": 2.5, "z": "new"}]
 
 
 def test_drift_under_strict_keeps_the_first_schema():
@@ -262,8 +268,9 @@ def test_arrow_input_with_sources():
     strict = ParquetEncoder(on_schema_change="strict")
     decoded = strict.decode(type("B", (), {"batch": batch, "sources": [0, 1],
                                            "schema": {"a": "int64"}})())
-    assert [s for s, _ in decoded.rejected] == [1]
-    assert decoded.frame.table.column("a").to_pylist() == [1]
+    # text is not read as a number: both rows are rejected, each with its reason
+    assert [s for s, _ in decoded.rejected] == [0, 1]
+    assert "string value '1'" in decoded.rejected[0][1]
 
 
 def test_dict_rows_inferred_in_one_pass_match_column_by_column():
@@ -299,7 +306,7 @@ def test_dict_rows_reuse_the_previous_batch_type_only_when_keys_match():
                                 {"a": None, "n": None, "t": None}]
     new_key = decode({"a": 3, "n": {"x": "r"}, "t": [], "new": "v"})
     assert new_key.column_names == ["a", "n", "t", "new"]
-    assert new_key.schema.field("a").type == pa.int64()
+    assert new_key.schema.field("a").type == pa.float64()  # the column's type holds
     assert new_key.column("new").to_pylist() == ["v"]
     decode({"a": 3, "n": {"x": "r"}, "t": [{"k": 1}]})
     nested = decode({"a": 3, "n": {"x": "r", "y": 2}, "t": [{"k": 1}]})
@@ -307,12 +314,8 @@ def test_dict_rows_reuse_the_previous_batch_type_only_when_keys_match():
     in_list = decode({"a": 3, "n": {"x": "r", "y": 2}, "t": [{"k": 1, "j": "z"}]})
     assert in_list.column("t").to_pylist() == [[{"k": 1, "j": "z"}]]
     missing = decode({"a": 4, "n": {"x": "r", "y": 2}})
-    assert missing.column_names == ["a", "n"]
-    clash = decode({"a": "text", "n": {"x": "r", "y": 2}})
-    assert clash.schema.field("a").type == pa.string()
-    assert clash.to_pylist() == [{"a": "text", "n": {"x": "r", "y": 2}}]
-    not_a_dict = decode({"a": "more", "n": "flat now"})
-    assert not_a_dict.to_pylist() == [{"a": "more", "n": "flat now"}]
+    assert missing.column_names == ["a", "n", "t", "new"]  # every file has every column
+    assert missing.column("t").to_pylist() == [None]
     # two levels down, in a struct and in a list of structs
     deep = decode({"d": {"e": {"f": 1.5}}, "l": [{"m": {"o": "p"}}]})
     same_deep = decode({"d": {"e": {"f": 2}}, "l": [{"m": {"o": "q"}}]})

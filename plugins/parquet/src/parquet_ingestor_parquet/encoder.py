@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
+import dataclasses
+import logging
 from collections.abc import Sequence
 from typing import Any, BinaryIO
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from parquet_ingestor.errors import ConfigError
 from parquet_ingestor.interfaces import Decoded
 from parquet_ingestor.records import JsonLines, RecordList
 
 from . import POOL_CHOSEN_BY_USER
-from .combine import concat
+from .combine import unify_new_columns
+from .compat import PROFILES
+from .dataset import DatasetSchema, TypeRules, positions_raw
 from .frame import ArrowFrame
 from .jsonread import EMPTY, parse_lines
+from .limits import DEEPEST_READABLE, DEFAULT_MAX_DEPTH, DEFAULT_MAX_KEYS
 from .pylist import row_type, table_from_rows
-from .schema import load_schema, relaxed, schema_from_spec, without_nulls
+from .schema import load_schema, relaxed, schema_from_spec
+from .timeparse import UNITS, as_strings, has_timestamp
 from .writer import DICTIONARY_MODES, ArrowFrameWriter, FastparquetFrameWriter, WriteSettings
+
+log = logging.getLogger(__name__)
 
 ENGINES = ("pyarrow", "fastparquet")
 COMPRESSIONS = ("snappy", "zstd", "gzip", "lz4", "none")
@@ -33,9 +38,10 @@ def _option_error(name: str, message: str) -> ConfigError:
 class ParquetEncoder:
     """Apache Parquet files, written by pyarrow (streaming) or fastparquet (buffered).
 
-    Schema: the ``schema`` option when given, else a ``JsonLines`` schema from the transformer,
-    else inferred per batch. ``on_schema_change=strict`` fixes the schema (the given one, or the
-    first batch's) and rejects records that do not fit it; ``evolve`` lets it follow the data.
+    One schema per dataset (:mod:`.dataset`): the ``schema`` option, a sink's required schema
+    (:meth:`require`), or the newest file's footer read back at start, extended by new fields
+    as they come (``on_schema_change=evolve``) or not at all (``strict``). Every frame is cast
+    to it; rows whose values cannot be stored exactly are rejected with a reason.
     """
 
     extension = "parquet"
@@ -50,11 +56,17 @@ class ParquetEncoder:
         schema: str | pa.Schema | None = None,
         on_schema_change: str | None = "evolve",
         dictionary: str | None = "auto",
+        compat: str | None = "all",
+        timestamp_unit: str | None = None,
+        time_fields: Sequence[str] | str | None = None,
+        max_depth: int | None = DEFAULT_MAX_DEPTH,
+        max_keys: int | None = DEFAULT_MAX_KEYS,
     ) -> None:
         engine = engine or "pyarrow"
         compression = (compression or "snappy").lower()
         on_schema_change = on_schema_change or "evolve"
         dictionary = dictionary or "auto"
+        compat = compat or "all"
         if dictionary not in DICTIONARY_MODES:
             raise _option_error("dictionary",
                                 f"{dictionary!r} is not one of {', '.join(DICTIONARY_MODES)}")
@@ -66,9 +78,22 @@ class ParquetEncoder:
         if on_schema_change not in POLICIES:
             raise _option_error("on_schema_change",
                                 f"{on_schema_change!r} is not one of {', '.join(POLICIES)}")
+        if compat not in PROFILES:
+            raise _option_error("compat", f"{compat!r} is not one of {', '.join(PROFILES)}")
+        profile = PROFILES[compat]
+        unit = timestamp_unit or profile.timestamp_unit
+        if unit not in UNITS:
+            raise _option_error("timestamp_unit", f"{unit!r} is not one of {', '.join(UNITS)}")
         row_group_size = 131_072 if row_group_size is None else int(row_group_size)
         if row_group_size < 1:
             raise _option_error("row_group_size", f"must be at least 1, got {row_group_size}")
+        self.max_depth = DEFAULT_MAX_DEPTH if max_depth is None else int(max_depth)
+        self.max_keys = DEFAULT_MAX_KEYS if max_keys is None else int(max_keys)
+        if not 1 <= self.max_depth <= DEEPEST_READABLE:
+            raise _option_error("max_depth", f"must be 1..{DEEPEST_READABLE} (deeper files "
+                                             f"cannot be read), got {self.max_depth}")
+        if self.max_keys < 1:
+            raise _option_error("max_keys", f"must be at least 1, got {self.max_keys}")
         if engine == "fastparquet":
             try:
                 import fastparquet  # noqa: F401
@@ -82,13 +107,22 @@ class ParquetEncoder:
         self.settings = WriteSettings(compression, compression_level, row_group_size,
                                       dictionary)
         self._check_codec()
+        if isinstance(time_fields, str):
+            time_fields = [f for f in time_fields.split(",") if f.strip()]
+        rules = TypeRules(timestamp_unit=unit,
+                          time_fields=frozenset(f.strip() for f in time_fields or ()),
+                          lowercase=profile.lowercase)
         self.declared: pa.Schema | None = (
             load_schema(schema) if isinstance(schema, str) else schema)
-        self._locked: pa.Schema | None = None  # strict without a schema: the first batch's
+        # evolve writes a record missing a declared field with a null; strict rejects it
+        start = self.declared if self.strict or self.declared is None else relaxed(self.declared)
+        self.dataset = DatasetSchema(start, rules, locked=self.strict and start is not None)
+        if self.declared is not None:
+            self._declare_times(self.declared)
+        self._required = False  # a sink's schema is the authority: nothing read back
+        self._merged_spec: Any = None  # the records' schema last merged (JsonLines.schema)
         self._row_type: pa.StructType | None = None  # inferred for the last batch of dicts
-        self._lock = threading.Lock()
         _prefer_system_allocator()
-
     def _check_codec(self) -> None:
         codec, level = self.settings.compression, self.settings.compression_level
         if codec == "none":
@@ -107,132 +141,175 @@ class ParquetEncoder:
             raise _option_error("compression_level",
                                 f"{level} is outside {low}..{high} for {codec}")
 
+    # -- the dataset schema --------------------------------------------------------------
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The dataset schema every frame is cast to (grows with new fields under evolve)."""
+        return self.dataset.schema
+
+    def _declare_times(self, schema: pa.Schema) -> None:
+        """Fields declared as timestamps are time fields: epoch numbers convert there too."""
+        self._add_time_fields({f.name for f in schema if pa.types.is_timestamp(f.type)})
+
+    def _add_time_fields(self, names: set[str]) -> None:
+        rules = self.dataset.rules
+        if not names <= rules.time_fields:
+            self.dataset.rules = dataclasses.replace(rules, time_fields=rules.time_fields | names)
+
+    def require(self, requirements: Any) -> None:
+        """A sink's :class:`~parquet_ingestor.interfaces.SinkRequirements`: its Arrow schema
+        (field metadata such as ``PARQUET:field_id`` included) becomes the authority; fields
+        outside it are dropped, values that do not fit it are rejected."""
+        schema = getattr(requirements, "schema", None)
+        if schema is None:
+            return
+        if not isinstance(schema, pa.Schema):
+            raise ConfigError(f"encoder 'parquet': the sink requires a schema given as "
+                              f"{type(schema).__name__}; it takes an Arrow schema")
+        self.dataset.set(schema, locked=True)
+        self._declare_times(schema)
+        self._required = True
+
+    def start(self, context: Any) -> None:
+        """The run's event-time field becomes a time field; the schema already written under
+        the sink's root is read back, so a restarted process keeps the dataset's types."""
+        time_field = getattr(context, "event_time_field", None)
+        if time_field:
+            self._add_time_fields({time_field})
+        sink = getattr(context, "sink", None)
+        requirements = getattr(sink, "requirements", None)
+        if callable(requirements):  # a table sink: its schema is the authority
+            self.require(requirements())
+        if self._required or sink is None or not callable(getattr(sink, "url", None)):
+            return
+        from .readback import dataset_schema
+
+        root = sink.url("")
+        try:
+            found = dataset_schema(root)
+        except Exception as exc:  # noqa: BLE001 - unreadable root: infer, and say so
+            log.warning("could not read the dataset schema back from %s (types are inferred "
+                        "afresh): %s", root, exc)
+            return
+        if found is not None:
+            self.dataset.merge(found)
+            if self.strict:
+                self.dataset.locked = True
+            log.info("dataset schema read back from %s: %d columns", root, len(found))
+
     # -- decoding ------------------------------------------------------------------------
 
     def schema_for(self, records: Any) -> pa.Schema | None:
-        """The schema in force: the option's, else the records', else strict's locked one."""
-        if self.declared is not None:
-            return self.declared
+        """The schema in force: the dataset's, once it has columns; else a records' schema."""
         spec = getattr(records, "schema", None)
-        if spec is not None and not isinstance(spec, pa.Schema):
-            return schema_from_spec(spec, "records schema")
-        if spec is not None:
-            return spec
-        return self._locked if self.strict else None
+        if spec is not None and spec is not self._merged_spec and not self._required:
+            # a transformer's declared types: taken for the columns not known yet (once per
+            # declaration; the dataset's own types, e.g. read back, come first)
+            given = spec if isinstance(spec, pa.Schema) else schema_from_spec(
+                spec, "records schema")
+            self.dataset.merge(given)
+            self._declare_times(given)
+            self._merged_spec = spec
+            if self.strict:
+                self.dataset.locked = True
+        return self.dataset.schema if len(self.dataset.schema) else None
 
     def decode(self, records: Any) -> Decoded:
         """Records -> (ArrowFrame, rejected (message index, reason))."""
-        schema = self.schema_for(records)
+        self.schema_for(records)
         if isinstance(records, JsonLines):
-            table, items, rejected = self._decode_json(records, schema)
+            table, items, rejected = self._decode_json(records)
             sources: Sequence[int] = records.sources
-        elif isinstance(records, RecordList):
-            table, rejected = table_from_rows(
-                records.rows, relaxed(schema) if schema is not None else None,
-                keep_extra=not self.strict, strict=self.strict, previous=self._row_type)
-            if schema is None and not rejected and table.num_columns:
-                self._row_type = row_type(table)  # one reference swap: safe across workers
-            items = _kept(len(records.rows), rejected)
-            sources = records.sources
         else:
-            table, sources = _arrow_of(records)
-            items, rejected = list(range(table.num_rows)), []
-            if schema is not None:
-                table, bad = self._conform_arrow(table, schema)
-                if bad:
-                    rejected = bad
-                    items = _kept(len(sources), bad)
-        table, items, more = self._finish(table, items, schema)
-        rejected = rejected + more
-        if self.strict and schema is None and table.num_rows:
-            with self._lock:
-                if self._locked is None:
-                    self._locked = without_nulls(table.schema)
+            if isinstance(records, RecordList):
+                # known scalar columns convert value by value; nested ones are inferred (a
+                # struct may have gained keys at any depth) and conformed after
+                # (times as text: the timestamp rules decide, as for JSON)
+                known = pa.schema([f.with_type(pa.string()) if pa.types.is_timestamp(f.type)
+                                   else f for f in relaxed(self.dataset.schema)
+                                   if not pa.types.is_nested(f.type)])
+                table, rejected = table_from_rows(
+                    records.rows, known if len(known) else None, keep_extra=True,
+                    strict=self.strict, previous=self._row_type)
+                if not rejected and table.num_columns:
+                    self._row_type = row_type(table)  # one reference swap: safe across workers
+                items = _kept(len(records.rows), rejected)
+                sources = records.sources
+            else:
+                table, sources = _arrow_of(records)
+                items, rejected = list(range(table.num_rows)), []
+            table, bad = self._conform(table)
+            if bad:
+                rejected = rejected + [(items[pos], reason) for pos, reason in bad.items()]
+                items = [line for pos, line in enumerate(items) if pos not in bad]
         kept = (list(sources) if len(items) == len(sources) and not rejected
                 else [sources[i] for i in items])  # the usual batch: every row, in order
         frame = ArrowFrame(table, kept)
         return Decoded(frame, [(sources[i], reason) for i, reason in sorted(rejected)])
 
+    def _conform(self, table: pa.Table, raw: Any = None) -> tuple[pa.Table, dict[int, str]]:
+        if not table.num_columns and not len(self.dataset.schema):
+            return table, {}
+        table, bad = self.dataset.conform(table, raw)
+        if self.strict and not self.dataset.locked and len(self.dataset.schema):
+            self.dataset.locked = True  # strict: the first batch's schema holds
+        return table, bad
+
     def _decode_json(
-        self, records: JsonLines, schema: pa.Schema | None
+        self, records: JsonLines
     ) -> tuple[pa.Table, list[int], list[tuple[int, str]]]:
-        read_schema = relaxed(schema) if schema is not None else None
-        parsed = parse_lines(records.lines, read_schema, "ignore" if self.strict else "infer")
-        items = parsed.lines
-        rejected = parsed.rejected
-        if not parsed.tables:
-            table = (read_schema or pa.schema([])).empty_table()
-        else:
-            table, bad = concat(parsed.tables, self.strict)
-            if bad:
-                rejected = rejected + [(items[pos], reason) for pos, reason in bad]
-                drop = {pos for pos, _ in bad}
-                table = table.filter(pa.array([i not in drop for i in range(table.num_rows)]))
-                items = [line for pos, line in enumerate(items) if pos not in drop]
-        if records.columns:
-            for name, values in records.columns.items():
-                if len(items) == len(records.lines):
-                    column = pa.array(values)
-                else:
-                    column = pa.array([values[i] for i in items])
-                if name in table.column_names:
-                    table = table.set_column(table.schema.get_field_index(name), name, column)
-                else:
-                    table = table.append_column(name, column)
-        if EMPTY in table.column_names:
-            if table.num_columns > 1:
-                table = table.drop_columns([EMPTY])
-            else:  # nothing to write: Parquet needs at least one column
-                rejected = rejected + [(i, "JSON object has no fields") for i in items]
-                table, items = pa.schema([]).empty_table(), []
-        return table, items, rejected
-
-    def _conform_arrow(
-        self, table: pa.Table, schema: pa.Schema
-    ) -> tuple[pa.Table, list[tuple[int, str]]]:
-        """Arrow input under a schema: cast column-wise; on failure go row by row via Python."""
-        target = relaxed(schema)
-        try:
-            columns = [table.column(f.name).cast(f.type) if f.name in table.column_names
-                       else pa.nulls(table.num_rows, f.type) for f in target]
-            extra = [n for n in table.column_names if n not in target.names]
-            result = pa.Table.from_arrays(columns, schema=target)
-            if not self.strict:
-                for name in extra:
-                    result = result.append_column(name, table.column(name))
-            return result, []
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-            return table_from_rows(table.to_pylist(), target, keep_extra=not self.strict,
-                                   strict=self.strict)
-
-    def _finish(
-        self, table: pa.Table, items: list[int], schema: pa.Schema | None
-    ) -> tuple[pa.Table, list[int], list[tuple[int, str]]]:
-        """Required fields (strict rejects rows missing them) and the declared column order."""
-        rejected: list[tuple[int, str]] = []
-        if schema is None:
-            return table, items, rejected
-        if self.strict:
-            missing = None
-            reasons: dict[int, str] = {}
-            for field in schema:
-                if field.nullable or field.name not in table.column_names:
+        """Parse, then conform each parsed piece on its own (a piece split off around a bad
+        line must not change its neighbours' types), then put the pieces together."""
+        read_schema = self.dataset.read_types()
+        parse = lambda schema: parse_lines(  # noqa: E731
+            records.lines, schema if len(schema) else None, "infer",
+            max_depth=self.max_depth, max_keys=self.max_keys)
+        parsed = parse(read_schema)
+        times = _inferred_times(parsed.tables, read_schema)
+        if times:  # the JSON reader took text for times: read those fields again as text
+            order = list(dict.fromkeys(n for t in parsed.tables for n in t.column_names))
+            parsed = parse(pa.schema(list(read_schema) + times))
+            self.dataset.time_like = self.dataset.time_like | {f.name for f in times}
+            parsed.tables = [_in_order(t, order) for t in parsed.tables]  # declared ones came first
+        rejected = list(parsed.rejected)
+        items: list[int] = []
+        pieces: list[pa.Table] = []
+        offset = 0
+        lines = records.lines
+        tables = parsed.tables
+        if len(tables) > 1 and not self.strict:  # a new field whose pieces disagree: text
+            tables = unify_new_columns(tables, set(self.dataset.schema.names))
+        for piece in tables:
+            rows = parsed.lines[offset:offset + piece.num_rows]
+            offset += piece.num_rows
+            if records.columns:
+                for name, values in records.columns.items():
+                    column = pa.array([values[i] for i in rows])
+                    if name in piece.column_names:
+                        piece = piece.set_column(piece.schema.get_field_index(name), name, column)
+                    else:
+                        piece = piece.append_column(name, column)
+            if EMPTY in piece.column_names:
+                if piece.num_columns == 1:  # nothing to write: Parquet needs a column
+                    rejected += [(i, "JSON object has no fields") for i in rows]
                     continue
-                nulls = pc.is_null(table.column(field.name))
-                if table.column(field.name).null_count:
-                    for pos in pc.indices_nonzero(nulls).to_pylist():
-                        reasons.setdefault(pos, f"required field '{field.name}' is missing")
-                    missing = nulls if missing is None else pc.or_(missing, nulls)
-            if missing is not None:
-                rejected = [(items[pos], reason) for pos, reason in reasons.items()]
-                table = table.filter(pc.invert(missing))
-                items = [line for pos, line in enumerate(items) if pos not in reasons]
-            present = [f for f in schema if f.name in table.column_names]
-            target = pa.schema(present)
-            extra = [n for n in table.column_names if n not in target.names]
-            table = table.select(target.names + extra)
-            with contextlib.suppress(pa.ArrowInvalid, pa.ArrowTypeError):
-                table = table.cast(pa.schema(list(target) + [table.schema.field(n) for n in extra]))
+                piece = piece.drop_columns([EMPTY])
+            piece, bad = self._conform(piece, positions_raw(lines, rows))
+            if bad:
+                rejected += [(rows[pos], reason) for pos, reason in bad.items()]
+                rows = [line for pos, line in enumerate(rows) if pos not in bad]
+            pieces.append(piece)
+            items += rows
+        if not pieces:
+            return self.dataset.fit(pa.schema([]).empty_table()), [], rejected
+        if len(pieces) == 1:
+            return self.dataset.fit(pieces[0]), items, rejected
+        table = pa.concat_tables([self.dataset.fit(p) for p in pieces])
+        order = sorted(range(len(items)), key=items.__getitem__)
+        if order != list(range(len(items))):  # keep rows in line order
+            table = table.take(pa.array(order, pa.int64()))
+            items = [items[i] for i in order]
         return table, items, rejected
 
     # -- writing -------------------------------------------------------------------------
@@ -256,6 +333,24 @@ def _prefer_system_allocator() -> None:
     """
     if not POOL_CHOSEN_BY_USER:
         pa.set_memory_pool(pa.system_memory_pool())
+
+
+def _inferred_times(tables: list[pa.Table], declared: pa.Schema) -> list[pa.Field]:
+    """Fields the JSON reader typed as timestamps on its own, as text fields to declare."""
+    found: dict[str, pa.Field] = {}
+    for table in tables:
+        for field in table.schema:
+            if field.name not in found and field.name not in declared.names and \
+                    has_timestamp(field.type):
+                found[field.name] = pa.field(field.name, as_strings(field.type))
+    return list(found.values())
+
+
+def _in_order(table: pa.Table, order: list[str]) -> pa.Table:
+    """``table``'s columns in ``order`` (the lines' own order), any others after."""
+    names = [n for n in order if n in table.column_names]
+    names += [n for n in table.column_names if n not in names]
+    return table if names == table.column_names else table.select(names)
 
 
 def _kept(n: int, rejected: list[tuple[int, str]]) -> list[int]:

@@ -8,11 +8,11 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from parquet_ingestor.records import to_datetime
+
+from .timeparse import event_times as _as_timestamps
 
 TIME_UNITS = ("year", "month", "day", "hour", "minute", "second")
 _UTC_US = pa.timestamp("us", tz="UTC")
-_MS_THRESHOLD = 1e11  # epoch numbers above this are milliseconds (as records.to_datetime reads them)
 
 GroupKey = tuple[datetime | None, tuple[Any, ...]]
 
@@ -127,38 +127,3 @@ def _hashable(value: Any) -> Any:
     if isinstance(value, dict):
         return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
     return value
-
-
-def _as_timestamps(column: pa.Array) -> pa.Array:
-    """Any time-like column as ``timestamp[us, UTC]`` (naive times are taken as UTC)."""
-    kind = column.type
-    if pa.types.is_timestamp(kind):
-        if kind.tz is None:
-            return pc.assume_timezone(column.cast(pa.timestamp(kind.unit)), "UTC").cast(_UTC_US)
-        return column.cast(_UTC_US)
-    if pa.types.is_date(kind):
-        return column.cast(pa.timestamp("us")).cast(_UTC_US)
-    if pa.types.is_integer(kind) or pa.types.is_floating(kind):
-        numbers = column.cast(pa.float64())
-        millis = pc.if_else(pc.greater(pc.abs(numbers), _MS_THRESHOLD), numbers,
-                            pc.multiply(numbers, 1000.0))
-        micros = pc.round(pc.multiply(millis, 1000.0))
-        try:
-            return micros.cast(pa.int64()).cast(_UTC_US)
-        except (pa.ArrowInvalid, OverflowError):
-            return _python_times(column)
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        try:  # ISO-8601 with a zone (Z, +02:00)
-            return column.cast(_UTC_US)
-        except pa.ArrowInvalid:
-            pass
-        try:  # ISO-8601 without a zone: UTC
-            return pc.assume_timezone(column.cast(pa.timestamp("us")), "UTC")
-        except pa.ArrowInvalid:
-            pass
-        return _python_times(column)  # mixed or partly unparseable: value by value
-    return pa.nulls(len(column), _UTC_US)
-
-
-def _python_times(column: pa.Array) -> pa.Array:
-    return pa.array([to_datetime(v) for v in column.to_pylist()], _UTC_US)

@@ -18,6 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
+from .limits import DEFAULT_MAX_DEPTH, DEFAULT_MAX_KEYS, check_lines, schema_depth
+
 MAX_BLOCK = 1 << 30  # read_json's block_size is an int32; bigger ranges are split first
 _ROW_HINT = re.compile(r" in row (\d+)\s*$")
 WRAP = "v"
@@ -37,23 +39,56 @@ class ParsedLines:
 
 
 def parse_lines(
-    lines: Sequence[bytes], schema: pa.Schema | None, unexpected_fields: str
+    lines: Sequence[bytes], schema: pa.Schema | None, unexpected_fields: str,
+    max_depth: int = DEFAULT_MAX_DEPTH, max_keys: int = DEFAULT_MAX_KEYS,
 ) -> ParsedLines:
-    """Parse JSON object lines; ``unexpected_fields`` is ``infer`` or ``ignore`` (with a schema)."""
+    """Parse JSON object lines; ``unexpected_fields`` is ``infer`` or ``ignore`` (with a schema).
+
+    Lines nested deeper than ``max_depth`` or with an object of more than ``max_keys`` keys are
+    rejected before parsing (:mod:`.limits`). A line that fails only because of ``schema`` (a
+    number where text is declared) is parsed again without it, so the caller can give the
+    reason in its own terms.
+    """
     result = ParsedLines()
     if not lines:
         return result
     wrapped = pa.schema([pa.field(WRAP, pa.struct(list(schema)))]) if schema is not None else None
     options = pj.ParseOptions(explicit_schema=wrapped, newlines_in_values=False,
                               unexpected_field_behavior=unexpected_fields if schema else "infer")
+    inferring = pj.ParseOptions(newlines_in_values=False) if schema is not None else None
     work_lines: Sequence[bytes] = lines
     data: bytes | None = _wrap(lines)
     if data.count(b"\n") != len(lines) - 1 or b"\r" in data:
         # A line break inside a JSON text is only legal between tokens, where a space is the same.
         work_lines = [_one_line(line) for line in lines]
         data = None
+    hostile = check_lines(work_lines, max_depth, max_keys)
+    result = _parse_ranges(work_lines, data, hostile, options, inferring)
+    if any(schema_depth(t.schema) > max_depth for t in result.tables):
+        deep = check_lines(work_lines, max_depth, max_keys, every=True)
+        if deep:  # short lines too deep for Parquet readers: parse again without them
+            result = _parse_ranges(work_lines, None, sorted({**dict(hostile), **dict(deep)}.items()),
+                                   options, inferring)
+    return result
 
-    work: list[tuple[int, int, bytes | None]] = [(0, len(work_lines), data)]
+
+def _parse_ranges(
+    work_lines: Sequence[bytes], data: bytes | None, hostile: list[tuple[int, str]],
+    options: pj.ParseOptions, inferring: pj.ParseOptions | None,
+) -> ParsedLines:
+    """Parse every line but the ``hostile`` ones (rejected with their reasons)."""
+    result = ParsedLines()
+    work: list[tuple[int, int, bytes | None]] = []
+    if hostile:
+        result.rejected.extend(hostile)
+        lo = 0
+        for index, _ in hostile:
+            work.append((lo, index, None))
+            lo = index + 1
+        work.append((lo, len(work_lines), None))
+        work.reverse()
+    else:
+        work.append((0, len(work_lines), data))
     while work:
         lo, hi, data = work.pop()
         if lo >= hi:
@@ -69,7 +104,13 @@ def parse_lines(
         if table is not None:
             _add(result, table, lo)
         elif hi - lo == 1:
-            result.rejected.append((lo, _reason(error, work_lines[lo])))
+            table = None
+            if inferring is not None:
+                table, _, _ = _parse(data, 1, inferring)
+            if table is not None:
+                _add(result, table, lo)
+            else:
+                result.rejected.append((lo, _reason(error, work_lines[lo])))
         elif hint is not None and 0 <= hint < hi - lo:
             row = lo + hint
             work += [(row + 1, hi, None), (row, row + 1, None), (lo, row, None)]

@@ -19,6 +19,7 @@ from parquet_ingestor.gcpause import gc_paused
 from parquet_ingestor.records import to_datetime
 
 from .combine import json_text
+from .dataset import EXACT_INTS
 
 _CONVERSION_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError,
                       TypeError, ValueError, OverflowError)
@@ -191,6 +192,12 @@ def _inferred_column(name: str, values: list[Any], strict: bool, bad: dict[int, 
         return pa.array(values)
     except _CONVERSION_ERRORS:
         pass
+    present = [v for v in values if v is not None]
+    if present and all(type(v) is int for v in present):  # ints beyond int64: exact decimals
+        try:
+            return pa.array(values, EXACT_INTS)
+        except _CONVERSION_ERRORS:
+            pass
     if not strict:  # evolve: mixed types become text (nested values as JSON)
         return pa.array([json_text(v) for v in values], pa.string())
     kinds = Counter(type(v) for v in values if v is not None)

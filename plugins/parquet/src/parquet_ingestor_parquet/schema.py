@@ -274,11 +274,6 @@ def _relax_type(arrow_type: pa.DataType) -> pa.DataType:
     return arrow_type
 
 
-def without_nulls(schema: pa.Schema) -> pa.Schema:
-    """Drop columns of type ``null`` (an all-null column says nothing about its type)."""
-    return pa.schema([f for f in schema if not pa.types.is_null(f.type)])
-
-
 def fingerprint(schema: pa.Schema) -> str:
     """Short, stable id of a schema (sha256 of its Arrow serialization, without metadata)."""
     return hashlib.sha256(schema.remove_metadata().serialize().to_pybytes()).hexdigest()[:16]

@@ -177,7 +177,7 @@ class FastparquetFrameWriter:
     """fastparquet writes the file at ``close``: it buffers every frame written until then.
 
     fastparquet cannot write nested Parquet types: list and struct columns are stored as JSON
-    text (JSON logical type), and timestamps as int64 microseconds (UTC).
+    text (JSON logical type), decimals as their text, and timestamps as int64 microseconds (UTC).
     """
 
     def __init__(self, stream: BinaryIO, schema: pa.Schema, settings: WriteSettings) -> None:
@@ -231,6 +231,10 @@ def _to_pandas(table: pa.Table, pd: Any) -> tuple[Any, dict[str, str]]:
             encodings[name] = "json"
         elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
             columns[name] = pd.Series(column.to_pylist(), dtype=object)
+            encodings[name] = "utf8"
+        elif pa.types.is_decimal(kind):  # fastparquet writes no decimals: exact text
+            columns[name] = pd.Series([None if v is None else str(v) for v in column.to_pylist()],
+                                      dtype=object)
             encodings[name] = "utf8"
         elif pa.types.is_binary(kind):
             columns[name] = pd.Series(column.to_pylist(), dtype=object)
