@@ -217,7 +217,8 @@ class IcebergSink:
                             return self._committed(found, files, rows, started)
                     table = self._fit_schema(table, files)
                     entries = [_data_file(table, f) for f in files]
-                    with table.transaction() as tx:
+                    base = table.current_snapshot()
+                    with table.transaction() as tx:  # pyiceberg rebases on conflicts itself
                         if tx.table_metadata.name_mapping() is None:
                             tx.set_properties(**{NAME_MAPPING:
                                                  table.schema().name_mapping.model_dump_json()})
@@ -225,6 +226,8 @@ class IcebergSink:
                             for entry in entries:
                                 add.append_data_file(entry)
                     snapshot = table.current_snapshot()
+                    if snapshot.parent_snapshot_id != (base.snapshot_id if base else None):
+                        self._count("iceberg_commit_conflicts")  # rebased on another writer's
                     return self._committed(snapshot, files, rows, started)
                 except (SchemaMismatch, ConfigError):
                     raise
