@@ -16,7 +16,7 @@ from parquet_ingestor.errors import ConfigError
 from parquet_ingestor.options import Option
 
 WHERE = "sink 'iceberg'"
-TRANSFORMS = ("identity", "year", "month", "day", "hour", "bucket", "truncate", "void")
+TRANSFORMS = ("identity", "year", "month", "day", "hour", "truncate")
 _SPEC_PART = re.compile(r"^\s*([a-z]+)\s*\(\s*(?:(\d+)\s*,\s*)?([^()\s,][^(),]*?)\s*\)\s*$")
 
 ICEBERG_OPTIONS: tuple[Option, ...] = (
@@ -35,7 +35,7 @@ ICEBERG_OPTIONS: tuple[Option, ...] = (
     Option("create", "bool", default=True,
            help="create a missing table (and namespace) from the first batch's schema"),
     Option("partition_spec",
-           help="new tables: e.g. 'day(created_at),identity(country),bucket(16,id)' (default: "
+           help="new tables: e.g. 'day(created_at),identity(country)' (default: "
                 "from --partition-by event:FIELD and the key template's time unit)"),
     Option("schema_policy", default="evolve", choices=("evolve", "strict"),
            help="evolve adds new fields and widens int->long, float->double; strict refuses "
@@ -48,9 +48,9 @@ ICEBERG_OPTIONS: tuple[Option, ...] = (
 
 @dataclass(frozen=True)
 class SpecField:
-    """One term of ``partition_spec``: ``transform(source)`` or ``bucket(N, source)``."""
+    """One term of ``partition_spec``: ``transform(source)`` or ``truncate(N, source)``."""
 
-    transform: str  # pyiceberg's spelling: day, identity, bucket[16], truncate[4]
+    transform: str  # pyiceberg's spelling: day, identity, truncate[4]
     source: str
 
 
@@ -117,7 +117,7 @@ def settings_from_options(**options: Any) -> IcebergSettings:
 
 
 def parse_partition_spec(text: str) -> tuple[SpecField, ...]:
-    """``"day(ts),bucket(16, id)"`` -> SpecFields; an unknown transform is a ConfigError."""
+    """``"day(ts),truncate(4, id)"`` -> SpecFields; an unknown transform is a ConfigError."""
     label = f"{WHERE} option 'partition_spec'"
     terms = [t for t in re.split(r",(?![^()]*\))", text) if t.strip()]
     if not terms:
@@ -126,15 +126,19 @@ def parse_partition_spec(text: str) -> tuple[SpecField, ...]:
     for term in terms:
         match = _SPEC_PART.match(term)
         if not match:
-            raise ConfigError(f"{label}: expected transform(field) or bucket(N, field), "
+            raise ConfigError(f"{label}: expected transform(field) or truncate(N, field), "
                               f"got {term.strip()!r}")
         transform, width, source = match.groups()
+        if transform in ("bucket", "void"):
+            raise ConfigError(f"{label}: {transform}() is not supported: each data file holds "
+                              "one partition, and files are split only by event time and the "
+                              "key template's {field:NAME} fields")
         if transform not in TRANSFORMS:
             raise ConfigError(f"{label}: unknown transform {transform!r} in {term.strip()!r} "
                               f"(known: {', '.join(TRANSFORMS)})")
-        if transform in ("bucket", "truncate"):
+        if transform == "truncate":
             if width is None or int(width) < 1:
-                raise ConfigError(f"{label}: {transform} needs a width: {transform}(N, field)")
+                raise ConfigError(f"{label}: truncate needs a width: truncate(N, field)")
             transform = f"{transform}[{int(width)}]"
         elif width is not None:
             raise ConfigError(f"{label}: {transform} takes only a field, got {term.strip()!r}")

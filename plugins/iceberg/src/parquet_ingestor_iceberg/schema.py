@@ -19,8 +19,36 @@ UNIT_TRANSFORMS = {"year": "year", "month": "month", "day": "day", "hour": "hour
                    "minute": "hour", "second": "hour"}
 
 
-class SchemaMismatch(ValueError):  # noqa: N818 - reads well at the raise site
+class CommitRefused(ValueError):  # noqa: N818 - reads well at the raise site
+    """A commit that can never succeed as it is: retrying it would not help."""
+
+
+class SchemaMismatch(CommitRefused):
     """A file's schema does not fit the table under the schema policy; names the field."""
+
+
+_GRAIN = {"hour": 0, "day": 1, "month": 2, "year": 3}
+_UNIT_GRAIN = {"second": 0, "minute": 0, "hour": 0, "day": 1, "month": 2, "year": 3}
+
+
+def check_spec_matches(spec: Sequence[SpecField], time_field: str | None, time_unit: str,
+                       fields: Sequence[str]) -> None:
+    """Each data file must fall in one partition: a time transform must be on the event time
+    field at a grain no finer than the key template's, other terms on ``{field:NAME}`` fields."""
+    label = f"{WHERE} option 'partition_spec'"
+    for term in spec:
+        base = term.transform.split("[")[0]
+        if base in _GRAIN:
+            if term.source != time_field:
+                raise ConfigError(f"{label}: {base}({term.source}) needs --partition-by "
+                                  f"event:{term.source} (files are split by event time)")
+            if _GRAIN[base] < _UNIT_GRAIN.get(time_unit, 3):
+                raise ConfigError(f"{label}: {base}({term.source}) is finer than the key "
+                                  f"template's time unit ({time_unit}); a file would span "
+                                  "several partitions")
+        elif term.source not in fields:
+            raise ConfigError(f"{label}: {base}({term.source}) needs {{field:{term.source}}} "
+                              "in --key-template (files are split by those fields)")
 
 
 def table_arrow_schema(schema: pa.Schema) -> pa.Schema:

@@ -56,7 +56,17 @@ class IcebergSink:
     def start(self, context: Any) -> None:
         """Open the catalog and check the table (missing with create=false: ConfigError)."""
         self._metrics = getattr(context, "metrics", None)
-        self._derived = _derived_from(getattr(context, "settings", None))
+        pipeline = getattr(context, "settings", None)
+        self._derived = _derived_from(pipeline)
+        if pipeline is not None and self.settings.partition_spec is not None:
+            from parquet_ingestor.keys import KeyTemplate
+
+            from .schema import check_spec_matches
+
+            template = KeyTemplate(getattr(pipeline, "key_template", "") or "{random}")
+            check_spec_matches(self.settings.partition_spec,
+                               getattr(pipeline, "event_time_field", None),
+                               template.time_unit, template.fields)
         self._ready()
 
     def close(self) -> None:
@@ -121,6 +131,10 @@ class IcebergSink:
                 catalog = open_catalog(self.settings)
                 table = self._check_table(catalog)
                 if table is not None:
+                    if self.settings.partition_spec is not None:  # names real fields?
+                        from .schema import build_spec
+
+                        build_spec(table.schema(), self.settings.partition_spec)
                     self._data_root = f"{table.location().rstrip('/')}/data"
                     self._io = table.io
                 else:
@@ -195,7 +209,7 @@ class IcebergSink:
         """
         from pyiceberg.exceptions import CommitFailedException
 
-        from .schema import SchemaMismatch
+        from .schema import CommitRefused
 
         props = self._summary(files, summary)
         commit_id = props[COMMIT_ID]
@@ -216,7 +230,7 @@ class IcebergSink:
                                      "its files again", commit_id, found.snapshot_id)
                             return self._committed(found, files, rows, started)
                     table = self._fit_schema(table, files)
-                    entries = [_data_file(table, f) for f in files]
+                    entries = [_data_file(table, f) for f in files]  # CommitRefused
                     base = table.current_snapshot()
                     with table.transaction() as tx:  # pyiceberg rebases on conflicts itself
                         if tx.table_metadata.name_mapping() is None:
@@ -229,7 +243,7 @@ class IcebergSink:
                     if snapshot.parent_snapshot_id != (base.snapshot_id if base else None):
                         self._count("iceberg_commit_conflicts")  # rebased on another writer's
                     return self._committed(snapshot, files, rows, started)
-                except (SchemaMismatch, ConfigError):
+                except (CommitRefused, ConfigError):
                     raise
                 except CommitFailedException as exc:
                     self._count("iceberg_commit_conflicts")
@@ -381,18 +395,24 @@ def _data_file(table: Any, f: StagedFile) -> Any:
     )
     from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
 
+    from .schema import CommitRefused
+
     metadata = table.metadata
     schema = metadata.schema()
-    stats = data_file_statistics_from_parquet_metadata(
-        parquet_metadata=f.metadata,
-        stats_columns=compute_statistics_plan(schema, metadata.properties),
-        parquet_column_mapping=parquet_path_to_id_mapping(schema),
-    )
+    try:
+        stats = data_file_statistics_from_parquet_metadata(
+            parquet_metadata=f.metadata,
+            stats_columns=compute_statistics_plan(schema, metadata.properties),
+            parquet_column_mapping=parquet_path_to_id_mapping(schema),
+        )
+        partition = stats.partition(metadata.spec(), schema)
+    except (KeyError, ValueError) as exc:
+        raise CommitRefused(f"cannot add {f.path} to {'.'.join(table.name())}: {exc}") from None
     return DataFile.from_args(
         content=DataFileContent.DATA,
         file_path=f.path,
         file_format=FileFormat.PARQUET,
-        partition=stats.partition(metadata.spec(), schema),
+        partition=partition,
         file_size_in_bytes=f.size,
         sort_order_id=None,
         spec_id=metadata.default_spec_id,
@@ -412,7 +432,7 @@ def _derived_from(settings: Any) -> tuple[SpecField, ...]:
 
     time_field = getattr(settings, "event_time_field", None)
     template = KeyTemplate(getattr(settings, "key_template", "") or "{random}")
-    return derived_spec(time_field, template.time_unit if time_field else "hour", template.fields)
+    return derived_spec(time_field, template.time_unit, template.fields)
 
 
 def _default_location(catalog: Any, settings: IcebergSettings) -> str:
