@@ -287,6 +287,9 @@ class RunContext:
 
     workers: int
     metrics: Any  # parquet_ingestor.metrics.Metrics
+    #: the pipeline's settings (partition_by, key_template...): a table sink derives its
+    #: partitioning from how the pipeline splits files
+    settings: Any = None  # parquet_ingestor.pipeline.PipelineSettings
 
 
 class BaseSource:

@@ -219,7 +219,7 @@ class Pipeline:
 
     def run(self) -> Metrics:
         """Run until the source is drained, idle for ``exit_when_idle``, or ``stop()``."""
-        self._start_components(RunContext(workers=self.settings.workers, metrics=self.metrics))
+        self._start_components(RunContext(self.settings.workers, self.metrics, self.settings))
         threads = [
             threading.Thread(target=self._worker, args=(i,), name=f"flush-{i}", daemon=True)
             for i in range(self.settings.workers)
@@ -253,7 +253,7 @@ class Pipeline:
         close everything, without starting the source: a source checks itself when it is built
         (the queue exists) and must not receive, which would count as a delivery.
         ``ingest --validate`` calls this."""
-        context = RunContext(workers=self.settings.workers, metrics=self.metrics)
+        context = RunContext(self.settings.workers, self.metrics, self.settings)
         try:
             self._start_components(context, source=False)
         finally:
