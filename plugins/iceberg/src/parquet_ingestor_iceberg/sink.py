@@ -324,10 +324,16 @@ class IcebergTransaction:
 
     def commit(self, summary: Mapping[str, str]) -> None:
         """Add every staged file as one snapshot; a retry with the same commit id is safe."""
+        from .schema import CommitRefused
+
         if not self._staged:
             return
         self._tried = True
-        self.snapshot = self.sink._commit(list(self._staged), summary)
+        try:
+            self.snapshot = self.sink._commit(list(self._staged), summary)
+        except (CommitRefused, ConfigError):
+            self._tried = False  # refused before reaching the catalog: the files can go
+            raise
         self._staged.clear()
         self._writers.clear()
 
