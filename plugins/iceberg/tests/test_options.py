@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
@@ -98,3 +99,11 @@ def test_partition_spec_must_match_how_files_are_split(make_sink):
         make_sink(partition_spec="identity(country)", context=SimpleNamespace(settings=daily))
     with pytest.raises(ConfigError, match="day\\(ts\\) needs --partition-by event:ts"):
         make_sink(partition_spec="day(ts)", context=SimpleNamespace(settings=daily))
+
+
+def test_the_readme_documents_every_option():
+    from parquet_ingestor_iceberg.options import ICEBERG_OPTIONS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| `(\w+)`", readme, re.MULTILINE))
+    assert documented == {opt.name for opt in ICEBERG_OPTIONS}

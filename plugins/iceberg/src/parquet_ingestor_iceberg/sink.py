@@ -14,7 +14,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from parquet_ingestor.errors import ConfigError
@@ -50,12 +50,17 @@ class IcebergSink:
         self._data_root: str | None = None
         self._io: Any = None
         self._writer_version = f"parquet-ingestor {_version()}"
+        self._restore_log_level: Callable[[], None] = _nothing
 
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self, context: Any) -> None:
         """Open the catalog and check the table (missing with create=false: ConfigError)."""
         self._metrics = getattr(context, "metrics", None)
+        quiet = logging.getLogger("pyiceberg")
+        if quiet.level == logging.NOTSET:  # its INFO lines (one per FileIO) drown ours
+            quiet.setLevel(logging.WARNING)
+            self._restore_log_level = lambda: quiet.setLevel(logging.NOTSET)
         pipeline = getattr(context, "settings", None)
         self._derived = _derived_from(pipeline)
         if pipeline is not None and self.settings.partition_spec is not None:
@@ -73,6 +78,8 @@ class IcebergSink:
         """Release the catalog's connections. Idempotent."""
         with self._lock:
             catalog, self._catalog = self._catalog, None
+        self._restore_log_level()
+        self._restore_log_level = _nothing
         engine = getattr(catalog, "engine", None)
         if engine is not None:
             engine.dispose()
@@ -456,6 +463,10 @@ def _file_io(catalog: Any, location: str) -> Any:
     from pyiceberg.io import load_file_io
 
     return load_file_io(dict(catalog.properties), location)
+
+
+def _nothing() -> None:
+    pass
 
 
 def _version() -> str:
