@@ -44,7 +44,8 @@ class IcebergSink:
         self.settings: IcebergSettings = settings_from_options(
             **parse_options(ICEBERG_OPTIONS, given, WHERE))
         self._catalog: Any = None
-        self._lock = threading.Lock()  # catalog/table state and commits: one at a time per sink
+        self._lock = threading.Lock()  # opening the catalog
+        self._commit_lock = threading.Lock()  # commits: one at a time per sink
         self._metrics: Any = None
         self._derived: tuple[SpecField, ...] = ()
         self._data_root: str | None = None
@@ -133,6 +134,8 @@ class IcebergSink:
     # -- internals ----------------------------------------------------------------------
 
     def _ready(self) -> Any:
+        if self._catalog is not None:  # set once, last: no lock needed to read it
+            return self._catalog
         with self._lock:
             if self._catalog is None:
                 catalog = open_catalog(self.settings)
@@ -222,9 +225,10 @@ class IcebergSink:
         commit_id = props[COMMIT_ID]
         rows = sum(f.rows for f in files)
         attempts = self.settings.commit_attempts
-        started = time.monotonic()
         self._ready()
-        with self._lock:
+        queued = time.monotonic()
+        with self._commit_lock:
+            started = time.monotonic()  # commit latency: from here (waiting for the lock apart)
             for attempt in range(1, attempts + 1):
                 try:
                     table = self._load()
@@ -235,12 +239,12 @@ class IcebergSink:
                         if found is not None:
                             log.info("commit %s was already applied (snapshot %d); not adding "
                                      "its files again", commit_id, found.snapshot_id)
-                            return self._committed(found, files, rows, started)
+                            return self._committed(found, files, rows, started, queued)
                     table = self._fit_schema(table, files)
                     entries = [_data_file(table, f) for f in files]  # CommitRefused
                     base = table.current_snapshot()
-                    with table.transaction() as tx:  # pyiceberg rebases on conflicts itself
-                        if tx.table_metadata.name_mapping() is None:
+                    with _transaction(table) as tx:  # pyiceberg rebases on conflicts itself
+                        if table.metadata.name_mapping() is None:
                             tx.set_properties(**{NAME_MAPPING:
                                                  table.schema().name_mapping.model_dump_json()})
                         with tx.update_snapshot(snapshot_properties=props).fast_append() as add:
@@ -249,7 +253,7 @@ class IcebergSink:
                     snapshot = table.current_snapshot()
                     if snapshot.parent_snapshot_id != (base.snapshot_id if base else None):
                         self._count("iceberg_commit_conflicts")  # rebased on another writer's
-                    return self._committed(snapshot, files, rows, started)
+                    return self._committed(snapshot, files, rows, started, queued)
                 except (CommitRefused, ConfigError):
                     raise
                 except CommitFailedException as exc:
@@ -295,7 +299,7 @@ class IcebergSink:
         return props
 
     def _committed(self, snapshot: Any, files: Sequence[StagedFile], rows: int,
-                   started: float) -> Any:
+                   started: float, queued: float) -> Any:
         seconds = time.monotonic() - started
         self._count("iceberg_commits")
         self._count("iceberg_commit_seconds", seconds)
@@ -303,7 +307,7 @@ class IcebergSink:
                  snapshot.snapshot_id, self.settings.identifier, len(files), rows, seconds,
                  extra={"event": "iceberg_commit", "table": self.settings.identifier,
                         "snapshot_id": snapshot.snapshot_id, "files": len(files), "rows": rows,
-                        "duration": round(seconds, 4)})
+                        "duration": round(seconds, 4), "queued": round(started - queued, 4)})
         return snapshot
 
     def _count(self, name: str, amount: float = 1) -> None:
@@ -383,6 +387,33 @@ class _SnapshotPerFile:
 
     def abort(self) -> None:
         self._transaction.abort()
+
+
+def _transaction(table: Any) -> Any:
+    """``table.transaction()``, minus a deep copy of the whole table metadata each time the
+    transaction reads it (about 15 per fast append, each growing with the snapshot count:
+    most of a commit's CPU). The metadata is a frozen model, so one copy per state is enough."""
+    global _CachedTransaction
+    if _CachedTransaction is None:
+        from pyiceberg.table import Transaction
+
+        class CachedTransaction(Transaction):  # type: ignore[misc]
+            _cached: tuple[Any, int, Any] | None = None
+
+            @property
+            def table_metadata(self) -> Any:
+                base, updates = self._table.metadata, len(self._updates)
+                cached = self._cached
+                if cached is None or cached[0] is not base or cached[1] != updates:
+                    cached = (base, updates, super().table_metadata)
+                    self._cached = cached
+                return cached[2]
+
+        _CachedTransaction = CachedTransaction
+    return _CachedTransaction(table)
+
+
+_CachedTransaction: Any = None
 
 
 def _find_commit(table: Any, commit_id: str) -> Any:
