@@ -161,3 +161,14 @@ def test_cli_start_does_not_import_pyiceberg(tmp_path):
                           timeout=60)
     assert "iceberg" in done.stdout
     assert done.stdout.strip().splitlines()[-1] == "HEAVY="
+
+
+def test_iceberg_demo(tmp_path):
+    done = run(["iceberg-demo", "--events", "1500"], tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Row count (pyiceberg scan): 1,500; distinct ids: 1,500" in done.stdout
+    assert "partitioned by: day(created_at), identity(country)" in done.stdout
+    table = open_table(tmp_path / "iceberg-demo" / "warehouse")
+    assert len(table.scan().to_arrow()) == 1500
+    assert f"Snapshots ({len(table.snapshots())}):" in done.stdout
+    assert "Traceback" not in done.stderr

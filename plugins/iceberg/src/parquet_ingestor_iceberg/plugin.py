@@ -17,3 +17,11 @@ def ingest_register_sinks(register: Any) -> None:
         options=ICEBERG_OPTIONS,
         help="Apache Iceberg table (pyiceberg): one snapshot per commit set, embedded SQLite catalog",
     )
+
+
+@hookimpl
+def ingest_register_commands(cli: Any) -> None:
+    """``ingest iceberg-demo``: JSON -> Parquet -> a local Iceberg table, then its snapshots."""
+    from .demo import iceberg_demo_command
+
+    cli.add_command(iceberg_demo_command)
