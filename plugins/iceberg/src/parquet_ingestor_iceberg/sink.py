@@ -52,6 +52,7 @@ class IcebergSink:
         self._io: Any = None
         self._writer_version = f"parquet-ingestor {_version()}"
         self._restore_log_level: Callable[[], None] = _nothing
+        self._unsure: set[str] = set()  # commit ids whose last try failed (may have landed)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -205,9 +206,10 @@ class IcebergSink:
         log.info("created table %s at %s (partitioned by %s)", s.identifier, table.location(),
                  ", ".join(f"{t.transform}({t.source})" for t in terms) or "nothing",
                  extra={"event": "iceberg_table_created", "table": s.identifier})
-        # the name mapping created with the schema predates the fresh ids: set it again
-        with table.transaction() as tx:
-            tx.set_properties(**{NAME_MAPPING: table.schema().name_mapping.model_dump_json()})
+        mapping = table.schema().name_mapping.model_dump_json()
+        if table.properties.get(NAME_MAPPING) != mapping:  # the catalog assigned other ids
+            with table.transaction() as tx:
+                tx.set_properties(**{NAME_MAPPING: mapping})
         return table
 
     def _commit(self, files: Sequence[StagedFile], summary: Mapping[str, str]) -> Any:
@@ -234,9 +236,10 @@ class IcebergSink:
                     table = self._load()
                     if table is None:
                         table = self._create(files[0].metadata.schema.to_arrow_schema())
-                    elif attempt > 1:
+                    elif attempt > 1 or commit_id in self._unsure:
                         found = _find_commit(table, commit_id)
                         if found is not None:
+                            self._unsure.discard(commit_id)
                             log.info("commit %s was already applied (snapshot %d); not adding "
                                      "its files again", commit_id, found.snapshot_id)
                             return self._committed(found, files, rows, started, queued)
@@ -250,6 +253,7 @@ class IcebergSink:
                         with tx.update_snapshot(snapshot_properties=props).fast_append() as add:
                             for entry in entries:
                                 add.append_data_file(entry)
+                    self._unsure.discard(commit_id)
                     snapshot = table.current_snapshot()
                     if snapshot.parent_snapshot_id != (base.snapshot_id if base else None):
                         self._count("iceberg_commit_conflicts")  # rebased on another writer's
@@ -259,11 +263,13 @@ class IcebergSink:
                 except CommitFailedException as exc:
                     self._count("iceberg_commit_conflicts")
                     if attempt == attempts:
+                        self._unsure.add(commit_id)
                         raise
                     log.info("commit conflict on %s (try %d of %d), refreshing: %s",
                              self.settings.identifier, attempt, attempts, exc)
                 except Exception as exc:
                     if attempt == attempts:
+                        self._unsure.add(commit_id)  # its answer may be lost: look next time
                         raise
                     log.warning("commit to %s failed (try %d of %d), retrying: %s: %s",
                                 self.settings.identifier, attempt, attempts,
@@ -417,7 +423,9 @@ _CachedTransaction: Any = None
 
 
 def _find_commit(table: Any, commit_id: str) -> Any:
-    """The snapshot whose summary has ``commit_id``, among the last LOOKBACK ones, or None."""
+    """The snapshot whose summary has ``commit_id``, among the last LOOKBACK of the current
+    branch's history, or None."""
+    by_id = {s.snapshot_id: s for s in table.snapshots()}
     snapshot = table.current_snapshot()
     for _ in range(LOOKBACK):
         if snapshot is None:
@@ -426,7 +434,7 @@ def _find_commit(table: Any, commit_id: str) -> Any:
         if summary is not None and summary[COMMIT_ID] == commit_id:
             return snapshot
         parent = snapshot.parent_snapshot_id
-        snapshot = table.snapshot_by_id(parent) if parent is not None else None
+        snapshot = by_id.get(parent) if parent is not None else None
     return None
 
 
