@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 COMMIT_ID = "ingest.commit-id"
 LOOKBACK = 500  # snapshots searched for a commit id before a retried commit adds its files
 NAME_MAPPING = "schema.name-mapping.default"
+#: properties of the tables we create (``table_properties`` overrides): a streaming writer
+#: commits often, so old metadata files are dropped and the metadata log stays short
+NEW_TABLE = {"write.metadata.delete-after-commit.enabled": "true",
+             "write.metadata.previous-versions-max": "20"}
 
 
 class IcebergSink:
@@ -192,7 +196,7 @@ class IcebergSink:
             Catalog._convert_schema_if_needed(table_arrow_schema(file_schema)))
         terms = s.partition_spec if s.partition_spec is not None else self._derived
         spec = build_spec(schema, terms)
-        properties = {NAME_MAPPING: schema.name_mapping.model_dump_json(),
+        properties = {NAME_MAPPING: schema.name_mapping.model_dump_json(), **NEW_TABLE,
                       **dict(s.table_properties)}
         with contextlib.suppress(NamespaceAlreadyExistsError):
             self._catalog.create_namespace(s.namespace)
