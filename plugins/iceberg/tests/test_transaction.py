@@ -217,3 +217,14 @@ def test_requirements_give_the_tables_schema_with_field_ids(make_sink):
     table = sink.table()
     assert by_id(scan_rows(table)) == rows(0, 6)
     assert by_id(duckdb_rows(table)) == rows(0, 6)
+
+
+def test_close_deletes_files_still_being_written(make_sink):
+    sink = make_sink()
+    tx = sink.begin()
+    finished = write_file(tx, "done.parquet", rows(0, 2))
+    unfinished = tx.open("half.parquet", "x", {})
+    unfinished.write(b"PAR1 half a file")
+    sink.close()
+    assert not os.path.exists(unfinished.path)
+    assert os.path.exists(finished.path)  # staged: its transaction decides

@@ -40,11 +40,13 @@ class DataFileWriter:
     """
 
     def __init__(self, io: Any, path: str, object_meta: Mapping[str, str],
-                 on_staged: Callable[[StagedFile], None]) -> None:
+                 on_staged: Callable[[StagedFile], None],
+                 on_done: Callable[[DataFileWriter], None] = lambda writer: None) -> None:
         self.io = io
         self.path = path
         self.object_meta = dict(object_meta)
         self._on_staged = on_staged
+        self._on_done = on_done
         self._stream: Any = io.new_output(path).create(overwrite=True)
         self._tail = bytearray()
         self._size = 0
@@ -65,12 +67,14 @@ class DataFileWriter:
             return
         self._stream.close()
         self._done = True
+        self._on_done(self)
         metadata = self._footer()
         self._on_staged(StagedFile(self.path, self._size, metadata, self.object_meta))
 
     def abort(self) -> None:
         if not self._done:
             self._done = True
+            self._on_done(self)
             try:
                 self._stream.close()
             except Exception:  # noqa: BLE001 - deleting below is what matters

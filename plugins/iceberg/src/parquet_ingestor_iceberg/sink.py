@@ -56,6 +56,7 @@ class IcebergSink:
         self._io: Any = None
         self._writer_version = f"parquet-ingestor {_version()}"
         self._restore_log_level: Callable[[], None] = _nothing
+        self._active: set[DataFileWriter] = set()  # files being written (not finished)
         self._unsure: set[str] = set()  # commit ids whose last try failed (may have landed)
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -81,7 +82,12 @@ class IcebergSink:
         self._ready()
 
     def close(self) -> None:
-        """Release the catalog's connections. Idempotent."""
+        """Delete files still being written, release the catalog's connections. Idempotent."""
+        with self._lock:
+            leftovers = list(self._active)
+        for writer in leftovers:
+            log.warning("closing the iceberg sink: deleting unfinished data file %s", writer.path)
+            writer.abort()
         with self._lock:
             catalog, self._catalog = self._catalog, None
         self._restore_log_level()
@@ -320,6 +326,10 @@ class IcebergSink:
                         "duration": round(seconds, 4), "queued": round(started - queued, 4)})
         return snapshot
 
+    def _forget(self, writer: DataFileWriter) -> None:
+        with self._lock:
+            self._active.discard(writer)
+
     def _count(self, name: str, amount: float = 1) -> None:
         if self._metrics is not None:
             self._metrics.incr(name, amount)
@@ -339,7 +349,11 @@ class IcebergTransaction:
         self.snapshot: Any = None
 
     def open(self, key: str, content_type: str, metadata: Mapping[str, str]) -> DataFileWriter:
-        writer = DataFileWriter(self.sink._io, self.sink.url(key), metadata, self._staged.append)
+        sink = self.sink
+        writer = DataFileWriter(sink._io, sink.url(key), metadata, self._staged.append,
+                                on_done=sink._forget)
+        with sink._lock:
+            sink._active.add(writer)
         self._writers.append(writer)
         return writer
 
