@@ -228,3 +228,21 @@ def test_close_deletes_files_still_being_written(make_sink):
     sink.close()
     assert not os.path.exists(unfinished.path)
     assert os.path.exists(finished.path)  # staged: its transaction decides
+
+
+def test_a_commit_set_written_again_after_an_unseen_commit_is_not_added(make_sink):
+    """The pipeline may write a set again (new files) with the same commit id after a commit
+    whose answer was lost: the table keeps the first copies, the new files are deleted."""
+    sink = make_sink(commit_attempts=1)
+    lose_answers(sink, 1)
+    first = sink.begin()
+    write_file(first, "first.parquet", rows(0, 4))
+    with pytest.raises(ConnectionError):
+        first.commit({"ingest.commit-id": "again-1"})
+    second = sink.begin()
+    rewritten = write_file(second, "second.parquet", rows(0, 4))
+    second.commit({"ingest.commit-id": "again-1"})
+    table = sink.table()
+    assert len(table.snapshots()) == 1
+    assert by_id(scan_rows(table)) == rows(0, 4)
+    assert not os.path.exists(rewritten.path)

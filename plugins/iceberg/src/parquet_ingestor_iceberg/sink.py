@@ -252,6 +252,7 @@ class IcebergSink:
                             self._unsure.discard(commit_id)
                             log.info("commit %s was already applied (snapshot %d); not adding "
                                      "its files again", commit_id, found.snapshot_id)
+                            _drop_rewritten(table, found, files)
                             return self._committed(found, files, rows, started, queued)
                     table = self._fit_schema(table, files)
                     entries = [_data_file(table, f) for f in files]  # CommitRefused
@@ -438,6 +439,18 @@ def _transaction(table: Any) -> Any:
 
 
 _CachedTransaction: Any = None
+
+
+def _drop_rewritten(table: Any, snapshot: Any, files: Sequence[StagedFile]) -> None:
+    """Files of a commit set written again after its first commit landed unseen: the table has
+    the first copies, so these are deleted (the same files retried are kept, of course)."""
+    added = {entry.data_file.file_path
+             for manifest in snapshot.manifests(table.io)
+             if manifest.added_snapshot_id == snapshot.snapshot_id
+             for entry in manifest.fetch_manifest_entry(table.io)}
+    for f in files:
+        if f.path not in added:
+            delete_quietly(table.io, f.path)
 
 
 def _find_commit(table: Any, commit_id: str) -> Any:
