@@ -172,3 +172,23 @@ def test_iceberg_demo(tmp_path):
     assert len(table.scan().to_arrow()) == 1500
     assert f"Snapshots ({len(table.snapshots())}):" in done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_a_catalog_configured_the_pyiceberg_way(tmp_path):
+    """``catalog=NAME`` with PYICEBERG_CATALOG__NAME__* variables (here a SQL catalog; REST,
+    Glue and Hive are configured the same way)."""
+    rows = events(tmp_path / "events.jsonl", 300)
+    warehouse = tmp_path / "prod-warehouse"
+    warehouse.mkdir()
+    env = {**os.environ, "PYICEBERG_CATALOG__PROD__URI": f"sqlite:///{warehouse / 'prod.db'}",
+           "PYICEBERG_CATALOG__PROD__WAREHOUSE": str(warehouse)}
+    done = run(["--source", "file", "--source-opt", "path=events.jsonl", "--sink", "iceberg",
+                "--sink-opt", "catalog=prod", "--sink-opt", "table=analytics.events"],
+               tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "warehouse").exists()  # the embedded default was not used
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    table = SqlCatalog("prod", uri=f"sqlite:///{warehouse / 'prod.db'}",
+                       warehouse=str(warehouse)).load_table("analytics.events")
+    assert by_id(scan_rows(table)) == rows

@@ -204,7 +204,7 @@ class IcebergSink:
         spec = build_spec(schema, terms)
         properties = {NAME_MAPPING: schema.name_mapping.model_dump_json(), **NEW_TABLE,
                       **dict(s.table_properties)}
-        with contextlib.suppress(NamespaceAlreadyExistsError):
+        with contextlib.suppress(NamespaceAlreadyExistsError):  # dropped since start?
             self._catalog.create_namespace(s.namespace)
         try:
             table = self._catalog.create_table(
@@ -519,14 +519,32 @@ def _derived_from(settings: Any) -> tuple[SpecField, ...]:
 
 
 def _default_location(catalog: Any, settings: IcebergSettings) -> str:
-    """Where the catalog will put the table (its files are written there before it exists)."""
+    """Where the catalog will put the table (its files are written there before it exists).
+
+    The namespace is created first: catalogs derive a table's location from its namespace's.
+    """
+    from pyiceberg.exceptions import NamespaceAlreadyExistsError
+
+    try:
+        catalog.create_namespace(settings.namespace)
+    except NamespaceAlreadyExistsError:
+        pass
+    except Exception as exc:  # noqa: BLE001 - no rights to create it: a setup problem
+        raise ConfigError(f"{WHERE} option 'table': cannot create namespace "
+                          f"'{'.'.join(settings.namespace)}': {one_line(exc)}") from None
     resolve = getattr(catalog, "_resolve_table_location", None)
     if callable(resolve):
         try:
             return str(resolve(None, ".".join(settings.namespace), settings.table)).rstrip("/")
-        except Exception:  # noqa: BLE001 - e.g. a REST catalog decides on its own
-            pass
-    return f"{settings.warehouse}/{'.'.join(settings.namespace)}.db/{settings.table}"
+        except Exception:  # noqa: BLE001 - fall back on the warehouse below
+            log.debug("cannot resolve the location of %s", settings.identifier, exc_info=True)
+    warehouse = (catalog.properties.get("warehouse") if settings.catalog
+                 else settings.warehouse)
+    if not warehouse or "://" not in warehouse and not warehouse.startswith("/"):
+        raise ConfigError(f"{WHERE} option 'table': table '{settings.identifier}' does not "
+                          f"exist and catalog '{settings.catalog}' does not say where new "
+                          "tables go: create the table first, or set catalog.warehouse=URL")
+    return f"{warehouse.rstrip('/')}/{'.'.join(settings.namespace)}.db/{settings.table}"
 
 
 def _file_io(catalog: Any, location: str) -> Any:
