@@ -364,3 +364,17 @@ def test_summary_table_on_a_terminal_not_in_a_pipe(tmp_path: Path) -> None:
     assert piped.returncode == 0, piped.stderr
     assert "Summary" not in piped.stderr + piped.stdout
     assert "\x1b[" not in piped.stderr  # no status line redraws either
+
+
+def test_components_own_counters_are_exported() -> None:
+    pipeline = fake_pipeline(in_flight=0, silent_for=0)
+    pipeline.metrics.incr("iceberg_commits", 3)
+    port = free_port()
+    server = start_exporter(pipeline, port)
+    try:
+        scraped = scrape(port)
+        assert scraped["ingest_iceberg_commits_total"] == 3
+        assert "ingest_uptime_seconds_total" not in scraped
+    finally:
+        server.shutdown()
+        server.server_close()

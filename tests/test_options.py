@@ -145,3 +145,18 @@ def test_describe_hides_secret_defaults() -> None:
 def test_format_size() -> None:
     assert format_size(512) == "512 B"
     assert format_size(5 * 1024**2) == "5.0 MiB"
+
+
+def test_prefixed_map_collects_keys_verbatim() -> None:
+    declared = [Option("catalog", help="name"),
+                Option("catalog_properties", "map", prefix="catalog.", help="passthrough")]
+    values = parse_options(declared, {"catalog": "prod", "catalog.s3.access-key-id": "K",
+                                      "catalog.uri": "sqlite:///x.db"}, W)
+    assert values == {"catalog": "prod",
+                      "catalog_properties": {"s3.access-key-id": "K", "uri": "sqlite:///x.db"}}
+    whole = parse_options(declared, {"catalog_properties": "a=1", "catalog.b": "2"}, W)
+    assert whole["catalog_properties"] == {"a": "1", "b": "2"}
+    assert parse_options(declared, {}, W)["catalog_properties"] is None
+    with pytest.raises(ConfigError, match="has no option 'catalogue.uri'"):
+        parse_options(declared, {"catalogue.uri": "x"}, W)
+    assert declared[1].describe().startswith("catalog_properties, catalog.KEY (map)")

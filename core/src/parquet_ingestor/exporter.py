@@ -14,6 +14,8 @@ from typing import Any
 
 from .errors import ConfigError
 
+_GAUGES = {"in_flight_messages", "in_flight_bytes", "flush_seconds_total", "flush_seconds_max",
+           "uptime_seconds"}
 _HELP = {
     "received": "messages received from the source",
     "received_bytes": "bytes of message bodies received",
@@ -62,6 +64,9 @@ class _Collector:
         snap = self.pipeline.metrics.snapshot()
         for name, help_text in _HELP.items():
             yield CounterMetricFamily(f"ingest_{name}", help_text, value=snap.get(name, 0))
+        for name in sorted(set(snap) - set(_HELP) - _GAUGES):  # components' own counters
+            yield CounterMetricFamily(f"ingest_{name}", f"{name} (counted by a component)",
+                                      value=snap.get(name, 0))
         yield GaugeMetricFamily("ingest_in_flight_messages", "messages received, not settled",
                                 value=snap["in_flight_messages"])
         yield GaugeMetricFamily("ingest_in_flight_bytes", "bytes received, not settled",

@@ -379,6 +379,9 @@ class RunContext:
     sink: Any = None
     #: the field named by ``--partition-by event:FIELD`` (an encoder may store it as a time)
     event_time_field: str | None = None
+    #: the pipeline's settings (partition_by, key_template...): a table sink derives its
+    #: partitioning from how the pipeline splits files
+    settings: Any = None  # parquet_ingestor.pipeline.PipelineSettings
 
     @property
     def batches_held(self) -> int:

@@ -38,6 +38,9 @@ class Option:
     ``ingest plugins`` (listed as ``secret``), not in ``--json`` (``"secret": true``, no
     default), not in error messages (the value shows as ``****``). ``check`` validates a
     parsed value further (raise ``ValueError`` with the reason), wherever the value comes from.
+    A ``map`` option with a ``prefix`` also collects ``PREFIXKEY=VALUE`` options, key kept
+    verbatim: with ``prefix="catalog."``, ``catalog.s3.endpoint=URL`` adds
+    ``{"s3.endpoint": "URL"}``.
     """
 
     name: str
@@ -50,6 +53,7 @@ class Option:
     max: float | None = None
     secret: bool = False
     check: Callable[[Any], object] | None = None
+    prefix: str | None = None
 
     def describe(self) -> str:
         """One line for ``ingest plugins`` and ``--help``."""
@@ -65,7 +69,8 @@ class Option:
             if isinstance(shown, str) and shown.strip() != shown or shown == "":
                 shown = repr(shown)
             parts.append(f"default {shown}")
-        return f"{self.name} ({', '.join(parts)}): {self.help}".rstrip(": ")
+        name = f"{self.name}, {self.prefix}KEY" if self.prefix else self.name
+        return f"{name} ({', '.join(parts)}): {self.help}".rstrip(": ")
 
     def parse(self, value: Any, where: str) -> Any:
         """Convert one raw value (string or TOML value) to this option's type."""
@@ -177,14 +182,26 @@ def parse_options(
     ``where`` names the component in messages, e.g. ``"source 'sqs'"``.
     """
     by_name = {opt.name: opt for opt in declared}
-    unknown = [name for name in raw if _key(name) not in by_name]
+    prefixed = [opt for opt in declared if opt.prefix and opt.type == "map"]
+    extra: dict[str, dict[str, str]] = {}
+    rest: dict[str, Any] = {}
+    for name, value in raw.items():
+        owner = next((o for o in prefixed if name.strip().startswith(o.prefix or "")), None)
+        if owner is not None and name.strip() != owner.prefix:
+            extra.setdefault(owner.name, {})[name.strip()[len(owner.prefix or ""):]] = str(value)
+        else:
+            rest[name] = value
+    unknown = [name for name in rest if _key(name) not in by_name]
     if unknown:
         known = ", ".join(sorted(by_name)) or "none"
         raise ConfigError(f"{where} has no option '{unknown[0]}' (known options: {known})")
     values: dict[str, Any] = {}
-    given = {_key(name): value for name, value in raw.items()}
+    given = {_key(name): value for name, value in rest.items()}
     for opt in declared:
-        if opt.name in given:
+        if opt.name in extra:
+            whole = opt.parse(given[opt.name], where) if opt.name in given else {}
+            values[opt.name] = {**whole, **extra[opt.name]}
+        elif opt.name in given:
             values[opt.name] = opt.parse(given[opt.name], where)
         elif opt.required:
             raise ConfigError(f"{where} needs option '{opt.name}' ({opt.help or opt.type})")

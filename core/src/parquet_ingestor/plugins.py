@@ -47,6 +47,7 @@ BUNDLED: tuple[Bundled, ...] = (
     Bundled("parquet", "parquet-ingestor-parquet", "parquet", (("encoder", "parquet"),)),
     Bundled("s3", "parquet-ingestor-s3", "s3", (("sink", "s3"),)),
     Bundled("sqs", "parquet-ingestor-sqs", "sqs", (("source", "sqs"),)),
+    Bundled("iceberg", "parquet-ingestor-iceberg", "iceberg", (("sink", "iceberg"),)),
 )
 
 

@@ -191,7 +191,8 @@ class Pipeline:
     def _context(self) -> RunContext:
         return RunContext(workers=self.settings.workers, metrics=self.metrics,
                           batch=self.settings.batch, max_deliveries=self.settings.max_deliveries,
-                          sink=self.sink, event_time_field=self.settings.event_time_field)
+                          sink=self.sink, event_time_field=self.settings.event_time_field,
+                          settings=self.settings)
 
     @property
     def poisoned(self) -> int:
