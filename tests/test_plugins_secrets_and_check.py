@@ -93,3 +93,32 @@ def test_cli_check_reports_the_collision(tmp_path: Path) -> None:
     assert "--batch-max-bytes" in lines[0] and lines[0].startswith("ingest: check: warning:")
     ok = check(tmp_path, "part_bytes")
     assert "sink 'collide'" not in ok.stderr, ok.stderr
+
+
+def test_secret_values_are_masked_in_log_lines() -> None:
+    import io
+    import logging
+
+    from parquet_ingestor.config import ComponentChoice, RunConfig, secret_values
+    from parquet_ingestor.logs import JsonFormatter, TextFormatter, mask_secrets
+
+    config = RunConfig(source=ComponentChoice("vault", {"password": SECRET, "workers": "2"}))
+    assert secret_values(config, registry()) == [SECRET]
+    streams = {fmt: io.StringIO() for fmt in (TextFormatter, JsonFormatter)}
+    handlers = []
+    for fmt, stream in streams.items():
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(fmt())
+        handlers.append(handler)
+    root = logging.getLogger()
+    for handler in handlers:
+        root.addHandler(handler)
+    try:
+        mask_secrets(secret_values(config, registry()))
+        logging.getLogger("a.plugin").error("connecting with %s failed", SECRET)
+    finally:
+        for handler in handlers:
+            root.removeHandler(handler)
+    for stream in streams.values():
+        assert "connecting with **** failed" in stream.getvalue()
+        assert SECRET not in stream.getvalue()

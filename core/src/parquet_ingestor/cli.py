@@ -103,6 +103,10 @@ def cli(ctx: click.Context, /, config_file: str | None, validate: bool, **params
 
     setup_logging(values["log_level"], values["log_format"])
     registry = get_registry()
+    from .config import secret_values
+    from .logs import mask_secrets
+
+    mask_secrets(secret_values(config, registry))  # secret option values never reach a log
     pipeline = build_pipeline(config, registry)
     if validate:
         pipeline.validate()

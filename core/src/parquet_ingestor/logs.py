@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,7 +42,28 @@ def reason_summary(reason: str) -> str:
     return head
 
 
-class JsonFormatter(logging.Formatter):
+class _Masking(logging.Formatter):
+    """A formatter that also masks the values of secret options (see :func:`mask_secrets`)."""
+
+    secrets: tuple[str, ...] = ()
+
+    def masked(self, text: str) -> str:
+        for value in self.secrets:
+            text = text.replace(value, "****")
+        return redact(text)
+
+
+def mask_secrets(values: Iterable[str]) -> None:
+    """Mask ``values`` (secret option values) in every line the CLI's log handlers write."""
+    wanted = {v for v in values if v}
+    for handler in logging.getLogger().handlers:
+        formatter = handler.formatter
+        if isinstance(formatter, _Masking) and wanted:
+            formatter.secrets = tuple(sorted({*formatter.secrets, *wanted}, key=len,
+                                             reverse=True))
+
+
+class JsonFormatter(_Masking):
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
@@ -54,15 +76,15 @@ class JsonFormatter(logging.Formatter):
                 data[key] = value
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
-        return redact(json.dumps(data, default=str))
+        return self.masked(json.dumps(data, default=str))
 
 
-class TextFormatter(logging.Formatter):
+class TextFormatter(_Masking):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S")
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        return self.masked(super().format(record))
 
 
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
