@@ -443,9 +443,12 @@ class Committer:
         messages = [r.message for r in rejections]
         result.rejected = len(rejections)
         p.metrics.incr("rejected", len(rejections))
-        fresh = [r for r in rejections if not p.poison.is_poison(r.message)]
-        for r in fresh[:5]:  # a poison message is logged once, by the guard
-            log.warning("rejected message %s: %s", r.message.id, reason_summary(r.reason))
+        for r in rejections[:5]:  # once per message: a redelivery rejected again logs at DEBUG
+            if p.poison.is_poison(r.message):
+                continue  # a poison message is logged once, by the guard
+            seen = p.poison.seen(r.message.id)
+            log.log(logging.DEBUG if seen else logging.WARNING, "rejected message %s%s: %s",
+                    r.message.id, " again" if seen else "", reason_summary(r.reason))
             log.debug("rejected message %s: %s", r.message.id, r.reason)
         if p.error_sink is None:
             again, poison, new = p.poison.sort(rejections)
@@ -460,6 +463,7 @@ class Committer:
             self._write_errors(rejections, worker)
         except Exception as exc:  # noqa: BLE001 - error sink down: give them back, never ack
             log.error("error sink failed, releasing %d rejected messages: %s", len(messages), exc)
+            p.poison.remember(messages)
             result.nacked += self.release(messages)
             p.call_hook("ingest_messages_rejected", rejections=rejections, destination="source")
             return

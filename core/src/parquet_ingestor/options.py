@@ -21,7 +21,7 @@ from typing import Any, Literal
 from .errors import ConfigError
 from .units import parse_duration, parse_size
 
-OptionType = Literal["str", "int", "float", "bool", "size", "duration", "list", "map"]
+OptionType = Literal["str", "path", "int", "float", "bool", "size", "duration", "list", "map"]
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -30,9 +30,10 @@ _FALSE = {"0", "false", "no", "off"}
 class Option:
     """One setting of a component.
 
-    ``type`` is one of ``str int float bool size duration list map``: ``size`` takes ``5MiB``,
-    ``duration`` takes ``30s`` (parsed to seconds), ``list`` takes ``a,b,c`` and ``map`` takes
-    ``k=v,k2=v2``. ``secret`` options (passwords, tokens) are never printed back: not by
+    ``type`` is one of ``str path int float bool size duration list map``: ``path`` is a local
+    file or folder (relative to a config file's folder when it comes from one), ``size`` takes
+    ``5MiB``, ``duration`` takes ``30s`` (parsed to seconds), ``list`` takes ``a,b,c`` and ``map``
+    takes ``k=v,k2=v2``. ``secret`` options (passwords, tokens) are never printed back: not by
     ``ingest plugins`` (listed as ``secret``), not in ``--json`` (``"secret": true``, no
     default), not in error messages (the value shows as ``****``). ``check`` validates a
     parsed value further (raise ``ValueError`` with the reason), wherever the value comes from.
@@ -114,7 +115,7 @@ def _num(x: float) -> str:
 
 
 def _convert(kind: OptionType, value: Any) -> Any:
-    if kind == "str":
+    if kind in ("str", "path"):
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise ValueError(f"expected text, got {value!r}")
         return str(value)

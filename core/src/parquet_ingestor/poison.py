@@ -1,4 +1,8 @@
-"""Poison messages: ones rejected again and again, which must not loop forever.
+"""Rejected messages given back to the source, remembered by id; poison ones held off.
+
+Remembering the ids lets the pipeline warn once per message, not once per delivery, and count a
+redelivery as such, not as a new message. Poison messages are ones rejected again and again,
+which must not loop forever.
 
 A message's delivery count is the source's own (:attr:`Message.deliveries`: SQS
 ApproximateReceiveCount, Redis times_delivered) or else the core's count of its rejections in
@@ -77,6 +81,30 @@ class PoisonGuard:
             while len(self._poison) > self.capacity:
                 self._poison.popitem(last=False)
         return again, poison, new
+
+    def __bool__(self) -> bool:
+        return bool(self._rejections)
+
+    def seen(self, message_id: str) -> bool:
+        """Was this message rejected and given back before, in this run?"""
+        with self._lock:
+            return message_id in self._rejections
+
+    def remember(self, messages: Sequence[Message]) -> None:
+        """Count one rejection of each message, given back without sorting (error sink down)."""
+        with self._lock:
+            for message in messages:
+                self._rejections[message.id] = self._rejections.pop(message.id, 0) + 1
+            while len(self._rejections) > self.capacity:
+                self._rejections.popitem(last=False)
+
+    def redeliveries(self, messages: Sequence[Message]) -> int:
+        """How many of ``messages`` are redeliveries of rejected ones (cheap when none)."""
+        if not self._rejections:
+            return 0
+        with self._lock:
+            rejections = self._rejections
+            return sum(1 for message in messages if message.id in rejections)
 
     def is_poison(self, message: Message) -> bool:
         with self._lock:

@@ -77,6 +77,8 @@ class Pipeline:
         self._busy = 0
         self._busy_lock = threading.Lock()
         self._commit = Committer(self)
+        #: rejected messages given back to the source: their redeliveries are recognized (one
+        #: warning per message, not per delivery) and poison ones are held off (--max-deliveries)
         self.poison = PoisonGuard(self.settings.max_deliveries)
         self.stopped_reason = ""
 
@@ -174,7 +176,13 @@ class Pipeline:
             for component in order + ([self.source] if source else []):
                 start = getattr(component, "start", None)
                 if callable(start):
-                    start(context)
+                    try:
+                        start(context)
+                    except ConfigError as exc:
+                        if component is not self.error_sink or component is self.sink:
+                            raise
+                        # "sink 's3' option 'bucket'..." would point at the main sink
+                        raise ConfigError(f"--error-sink: {exc}") from None
                 started.append(component)
                 if component is self.encoder:
                     self._require()
@@ -233,6 +241,8 @@ class Pipeline:
                 sizes = list(map(len, map(_BODY, messages)))
                 size = sum(sizes)
                 self.metrics.incr("received", len(messages))
+                if self.poison:
+                    self.metrics.incr("redelivered", self.poison.redeliveries(messages))
                 self.metrics.incr("received_bytes", size)
                 self.metrics.add_in_flight(len(messages), size)
                 for batch in batcher.add(messages, sizes):

@@ -12,13 +12,11 @@ from ..hookspecs import hookimpl
 from ..options import Option
 
 FILE_SOURCE_OPTIONS = (
-    Option("path", required=True,
+    Option("path", "path", required=True,
            help="JSON-lines file, directory, or glob (gzip files too); '-' reads stdin"),
-    Option("max_deliveries", "int", default=3, min=1,
-           help="times a nacked line is re-delivered before the run reports it failed"),
 )
 JSON_OPTIONS = (
-    Option("schema", help="JSON file mapping column -> Arrow type, e.g. {\"user_id\": \"int64\"}"),
+    Option("schema", "path", help="JSON file mapping column -> Arrow type, e.g. {\"user_id\": \"int64\"}"),
     Option("lines", "bool", default=False, help="each message holds several JSON lines"),
     Option("add_attributes", "list", default=[],
            help="message attributes to add as columns: NAME (column _NAME) or NAME=COLUMN, "
@@ -28,7 +26,7 @@ JSONL_OPTIONS = (
     Option("compression", default="none", choices=("none", "gzip"), help="compress the output"),
 )
 FILE_SINK_OPTIONS = (
-    Option("path", required=True, help="root directory; nothing is written outside it"),
+    Option("path", "path", required=True, help="root directory; nothing is written outside it"),
     Option("fsync", "bool", default=True, help="fsync files and directories before commit"),
 )
 

@@ -21,7 +21,7 @@ from collections.abc import Generator, Iterator, Sequence
 from typing import IO
 
 from ..errors import ConfigError
-from ..interfaces import BaseSource
+from ..interfaces import BaseSource, RunContext
 from ..message import Message
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,11 @@ class FileSource(BaseSource):
                 if handle is not sys.stdin.buffer:
                     handle.close()
                 self._open_file = None
+
+    def start(self, context: RunContext) -> None:
+        """A run's ``--max-deliveries`` bounds how often a nacked line comes again."""
+        if context.max_deliveries is not None:
+            self.max_deliveries = context.max_deliveries
 
     def receive(self, max_messages: int, timeout: float) -> Sequence[Message]:
         out: list[Message] = []
