@@ -86,13 +86,14 @@ def check(tmp_path: Path, option: str) -> subprocess.CompletedProcess[str]:
                           timeout=60)
 
 
-def test_cli_check_reports_the_collision(tmp_path: Path) -> None:
+def test_cli_check_exits_1_naming_the_collision(tmp_path: Path) -> None:
     done = check(tmp_path, "batch_max_bytes")
+    assert done.returncode == 1, done.stderr
     lines = [line for line in done.stderr.splitlines() if "sink 'collide'" in line]
     assert len(lines) == 1 and "(plugin collide)" in lines[0], done.stderr
-    assert "--batch-max-bytes" in lines[0] and lines[0].startswith("ingest: check: warning:")
-    ok = check(tmp_path, "part_bytes")
-    assert "sink 'collide'" not in ok.stderr, ok.stderr
+    assert "--batch-max-bytes" in lines[0] and lines[0].startswith("ingest: check: ")
+    ok = check(tmp_path, "part_bytes")  # and every installed plugin is clean
+    assert ok.returncode == 0 and "ingest: check" not in ok.stderr, ok.stderr
 
 
 def test_secret_values_are_masked_in_log_lines() -> None:

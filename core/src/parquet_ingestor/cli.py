@@ -223,7 +223,7 @@ def _run(pipeline: Any, values: dict[str, Any], early: list[int] | None = None) 
 @cli.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @click.option("--check", is_flag=True,
-              help="exit 1 when any plugin failed to load; also report options named like a "
+              help="exit 1 when any plugin failed to load or has an option named like a "
                    "pipeline option")
 def plugins_command(as_json: bool, check: bool) -> None:
     """List installed plugins, their components and options, and load errors."""
@@ -235,10 +235,10 @@ def plugins_command(as_json: bool, check: bool) -> None:
     else:
         _print_plugins(registry)
     if check:
-        # reported, not fatal yet: the built-in file source's own max_deliveries collides
-        for line in option_collisions(registry, (o.name for o in PIPELINE_OPTIONS)):
-            click.echo(f"ingest: check: warning: {line}", err=True)
-        if registry.errors():
+        collisions = option_collisions(registry, (o.name for o in PIPELINE_OPTIONS))
+        for line in collisions:
+            click.echo(f"ingest: check: {line}", err=True)
+        if registry.errors() or collisions:
             sys.exit(1)
 
 
