@@ -89,7 +89,37 @@ def check(tmp_path: Path, option: str) -> subprocess.CompletedProcess[str]:
 def test_cli_check_exits_1_naming_the_collision(tmp_path: Path) -> None:
     done = check(tmp_path, "batch_max_bytes")
     assert done.returncode == 1, done.stderr
-    assert "sink 'collide' (plugin collide)" in done.stderr
-    assert "--batch-max-bytes" in done.stderr
-    ok = check(tmp_path, "part_bytes")
-    assert ok.returncode == 0, ok.stderr
+    lines = [line for line in done.stderr.splitlines() if "sink 'collide'" in line]
+    assert len(lines) == 1 and "(plugin collide)" in lines[0], done.stderr
+    assert "--batch-max-bytes" in lines[0] and lines[0].startswith("ingest: check: ")
+    ok = check(tmp_path, "part_bytes")  # and every installed plugin is clean
+    assert ok.returncode == 0 and "ingest: check" not in ok.stderr, ok.stderr
+
+
+def test_secret_values_are_masked_in_log_lines() -> None:
+    import io
+    import logging
+
+    from parquet_ingestor.config import ComponentChoice, RunConfig, secret_values
+    from parquet_ingestor.logs import JsonFormatter, TextFormatter, mask_secrets
+
+    config = RunConfig(source=ComponentChoice("vault", {"password": SECRET, "workers": "2"}))
+    assert secret_values(config, registry()) == [SECRET]
+    streams = {fmt: io.StringIO() for fmt in (TextFormatter, JsonFormatter)}
+    handlers = []
+    for fmt, stream in streams.items():
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(fmt())
+        handlers.append(handler)
+    root = logging.getLogger()
+    for handler in handlers:
+        root.addHandler(handler)
+    try:
+        mask_secrets(secret_values(config, registry()))
+        logging.getLogger("a.plugin").error("connecting with %s failed", SECRET)
+    finally:
+        for handler in handlers:
+            root.removeHandler(handler)
+    for stream in streams.values():
+        assert "connecting with **** failed" in stream.getvalue()
+        assert SECRET not in stream.getvalue()

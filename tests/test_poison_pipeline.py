@@ -12,6 +12,7 @@ import sys
 import pytest
 from parquet_ingestor.batcher import BatchLimits
 from parquet_ingestor.pipeline import PipelineSettings
+from parquet_ingestor.status import summary_table
 from parquet_ingestor.testing import MemorySink, MemorySource, run_pipeline
 
 GOOD = [json.dumps({"id": i}) for i in range(20)]
@@ -35,6 +36,8 @@ def test_without_an_error_sink_a_poison_message_is_bounded_and_reported(
     assert bad not in outcome.acked
     assert outcome.pipeline.poisoned == 1
     assert outcome.pipeline.metrics.counts["poisoned"] == 1
+    summary = summary_table(outcome.pipeline.metrics, "idle")
+    assert "poisoned 1 rejected past --max-deliveries" in " ".join(summary.split())
     named = [r for r in caplog.records if "m10" in r.getMessage() and "max-deliveries" in
              r.getMessage()]
     assert len(named) == 1, [r.getMessage() for r in caplog.records]

@@ -110,6 +110,10 @@ def cli(ctx: click.Context, /, config_file: str | None, validate: bool, **params
     from .logs import setup_logging
 
     setup_logging(values["log_level"], values["log_format"])
+    from .config import secret_values
+    from .logs import mask_secrets
+
+    mask_secrets(secret_values(config, registry))  # secret option values never reach a log
     pipeline = build_pipeline(config, registry)
     if validate:
         pipeline.validate()
@@ -203,7 +207,8 @@ def _run(pipeline: Any, values: dict[str, Any], early: SignalPolicy | None = Non
 @cli.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @click.option("--check", is_flag=True,
-              help="exit 1 when any plugin failed to load or an option collides")
+              help="exit 1 when any plugin failed to load or has an option named like a "
+                   "pipeline option")
 def plugins_command(as_json: bool, check: bool) -> None:
     """List installed plugins, their components and options, and load errors."""
     from .plugins import option_collisions

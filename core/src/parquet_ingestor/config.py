@@ -207,6 +207,19 @@ def settings_from(values: Mapping[str, Any]) -> PipelineSettings:
     return PipelineSettings.from_options(values)
 
 
+def secret_values(config: RunConfig, registry: Registry) -> list[str]:
+    """The values given to secret options of the configured components (to mask in logs)."""
+    from .options import secret_values as of
+
+    found: list[str] = []
+    for attr, kind in COMPONENTS:
+        choice: ComponentChoice | None = getattr(config, attr)
+        spec = registry.components[kind].get(choice.name) if choice else None
+        if choice is not None and spec is not None:
+            found.extend(of(spec.options, choice.options))
+    return found
+
+
 def default_encoder(registry: Registry) -> str:
     """``parquet`` when its plugin is installed, else ``jsonl``."""
     return "parquet" if "parquet" in registry.components["encoder"] else "jsonl"

@@ -14,6 +14,7 @@ import os
 import re
 import shlex
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
@@ -53,7 +54,28 @@ def file_urls_as_paths(text: str) -> str:
     return _FILE_URL.sub(lambda m: shlex.quote(unquote(m.group(1))), text)
 
 
-class JsonFormatter(logging.Formatter):
+class _Masking(logging.Formatter):
+    """A formatter that also masks the values of secret options (see :func:`mask_secrets`)."""
+
+    secrets: tuple[str, ...] = ()
+
+    def masked(self, text: str) -> str:
+        for value in self.secrets:
+            text = text.replace(value, "****")
+        return redact(text)
+
+
+def mask_secrets(values: Iterable[str]) -> None:
+    """Mask ``values`` (secret option values) in every line the CLI's log handlers write."""
+    wanted = {v for v in values if v}
+    for handler in logging.getLogger().handlers:
+        formatter = handler.formatter
+        if isinstance(formatter, _Masking) and wanted:
+            formatter.secrets = tuple(sorted({*formatter.secrets, *wanted}, key=len,
+                                             reverse=True))
+
+
+class JsonFormatter(_Masking):
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
@@ -66,15 +88,15 @@ class JsonFormatter(logging.Formatter):
                 data[key] = value
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
-        return redact(json.dumps(data, default=str))
+        return self.masked(json.dumps(data, default=str))
 
 
-class TextFormatter(logging.Formatter):
+class TextFormatter(_Masking):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S")
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(file_urls_as_paths(super().format(record)))
+        return self.masked(file_urls_as_paths(super().format(record)))
 
 
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:

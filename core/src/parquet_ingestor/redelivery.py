@@ -79,14 +79,16 @@ class HeldMessages:
 
     def due(self, limit: int) -> list[Message]:
         """Up to ``limit`` nacked messages whose delay has passed, oldest due first; they are
-        leased again (and counted as a new delivery)."""
+        leased again, and :attr:`Message.deliveries` grows by one (a delivery from here)."""
         out: list[Message] = []
         now = time.monotonic()
         with self._lock:
             while self._waiting and len(out) < limit and self._waiting[0][0] <= now:
-                out.append(heapq.heappop(self._waiting)[2])
-        if out:
-            self.lease(out)
+                message = heapq.heappop(self._waiting)[2]
+                message.deliveries = (message.deliveries or 1) + 1
+                self._deliveries[message.id] = message.deliveries
+                self._leased[message.id] = message
+                out.append(message)
         return out
 
     def next_due(self) -> float | None:

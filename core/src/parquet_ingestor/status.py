@@ -71,6 +71,9 @@ def summary_table(metrics: Any, reason: str) -> str:
         ("nacked", f"{snap['nacked']:,.0f}"),
         ("retries", f"{snap['write_retries']:,.0f} write, {snap['ack_retries']:,.0f} ack"),
     ]
+    if snap.get("poisoned"):
+        rows.append(("poisoned", f"{snap['poisoned']:,.0f} rejected past --max-deliveries, "
+                                 f"back in the source (exit 1)"))
     width = max(len(k) for k, _ in rows)
     body = "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
     return f"Summary\n{body}\n"

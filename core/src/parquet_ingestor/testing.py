@@ -10,9 +10,11 @@ against it::
     from parquet_ingestor.testing import SourceContract
 
     class TestMySource(SourceContract):
+        lease_length = 6.0                      # what the suite measures against (see below)
+
         def make_source(self, bodies):
             publish(bodies)                     # put the messages where your source reads them
-            return lambda: MySource(url=...)    # opens a consumer; may be called more than once
+            return lambda: MySource(url=..., lease=self.lease_length)  # a consumer; called again
 
 Fixtures: ``plugin_registry`` (an isolated registry holding only the built-ins and the plugins
 you pass), ``memory_source``, ``memory_sink`` and ``run_pipeline`` (drive a whole pipeline in

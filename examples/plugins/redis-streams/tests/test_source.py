@@ -23,6 +23,7 @@ class TestRedisStreamsContract(SourceContract):
     lease_length = 4.5
     release_within = 1.5
     nack_delay = 1.5
+    counts_deliveries = True  # Message.deliveries: 1 when new, Redis's times_delivered after
 
     @pytest.fixture(autouse=True)
     def _setup(self, redis_url: str, stream: str, plugin_registry: Any) -> None:
@@ -155,6 +156,7 @@ def test_nack_without_delay_waits_for_claim_idle(redis_url: str, stream: str,
     assert [m.id for m in back] == [message.id]
     pending = client.xpending_range(stream, "parquet-ingestor", "-", "+", 10)
     assert pending[0]["times_delivered"] >= 2
+    assert back[0].deliveries == pending[0]["times_delivered"]  # Redis's own count
     source.ack(back)
     source.close()
 

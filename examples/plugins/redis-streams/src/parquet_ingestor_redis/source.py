@@ -111,7 +111,7 @@ class RedisStreamsSource(BaseSource):
             out = self._claim(max_messages)
         if not out:
             out = self._read_new(max_messages, min(self.block, timeout))
-        self._held.lease(out, count=False)  # the core counts deliveries
+        self._held.lease(out, count=False)  # Redis counts deliveries (times_delivered)
         return out
 
     def _start(self) -> None:
@@ -133,7 +133,7 @@ class RedisStreamsSource(BaseSource):
             self._history = None
             return []
         self._history = entries[-1][0]
-        return self._messages(entries)
+        return self._messages(entries, self._times_delivered(entries))
 
     def _claim(self, limit: int) -> list[Message]:
         """One XAUTOCLAIM step: entries idle longer than claim_idle become ours."""
@@ -148,7 +148,17 @@ class RedisStreamsSource(BaseSource):
         fresh = [(_text(i), f) for i, f in claimed if _text(i) not in held]
         if fresh:
             log.info("took over %d entries idle longer than %.1fs", len(fresh), self.claim_idle)
-        return self._messages(fresh)
+        return self._messages(fresh, self._times_delivered(fresh))
+
+    def _times_delivered(self, entries: list[tuple[str, dict[bytes, bytes]]]) -> dict[str, int]:
+        """Redis's delivery count of entries this consumer now owns (XPENDING), so that
+        --max-deliveries sees deliveries by any consumer, before a restart too."""
+        if not entries:
+            return {}
+        page = self.client.xpending_range(self.stream, self.group, entries[0][0],
+                                          entries[-1][0], len(entries) + len(self._held) + 10,
+                                          consumername=self.consumer)
+        return {_text(p["message_id"]): int(p["times_delivered"]) for p in page}
 
     def _read_new(self, limit: int, wait: float) -> list[Message]:
         block_ms = int(wait * 1000)
@@ -169,7 +179,9 @@ class RedisStreamsSource(BaseSource):
     def _entries(reply: Any) -> list[tuple[str, dict[bytes, bytes]]]:
         return [(_text(i), f) for _, entries in reply or [] for i, f in entries]
 
-    def _messages(self, entries: list[tuple[str, dict[bytes, bytes]]]) -> list[Message]:
+    def _messages(self, entries: list[tuple[str, dict[bytes, bytes]]],
+                  delivered: dict[str, int] | None = None) -> list[Message]:
+        """Messages of entries; ``delivered`` has Redis's delivery counts (new entries: 1)."""
         out: list[Message] = []
         gone: list[str] = []
         for entry_id, fields in entries:
@@ -178,7 +190,8 @@ class RedisStreamsSource(BaseSource):
                 continue
             out.append(Message(entry_id, self._body(fields), {
                 "stream": self.stream, "entry_id": entry_id,
-                "timestamp_ms": int(entry_id.split("-")[0])}, Entry(entry_id, fields)))
+                "timestamp_ms": int(entry_id.split("-")[0])}, Entry(entry_id, fields),
+                (delivered or {}).get(entry_id, 1)))
         if gone:
             self.client.xack(self.stream, self.group, *gone)
         return out
