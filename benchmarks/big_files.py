@@ -5,7 +5,7 @@
 1. ``ingest --source file --sink file --batch-max-bytes 5MiB --target-file-size 64MiB`` on N
    generated events (default 1M, ~345 MB of JSON): every file but the last of each partition
    should be within +-15% of the target; peak RSS (goal < 400 MiB) and throughput against the
-   vectorized pyarrow limit (../shared/bench/limit.py) on the same file, measured in this run;
+   vectorized pyarrow limit (benchmarks/limit.py) on the same file, measured in this run;
 2. the same with ``--partition-by event:created_at`` and an hourly key template, the events'
    times spread over 24 hours, so 24 partitions are open at once: peak RSS (goal < 500 MiB);
 3. both again in-process with the file source declaring ``settles_without_body`` (as a source
