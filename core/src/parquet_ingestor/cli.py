@@ -169,11 +169,11 @@ def _run(pipeline: Any, values: dict[str, Any], early: SignalPolicy | None = Non
     )
     if pipeline.aborted:
         return 130
-    given_back = getattr(pipeline, "given_back", 0)
-    if pipeline.stopped_reason == "idle" and given_back:
+    pending = getattr(pipeline.source, "pending_redelivery", 0)
+    if pipeline.stopped_reason == "idle" and pending:
         log.error("%d messages given back to the source unwritten were not seen again before "
-                  "the run went idle: they are still in the source (waiting for their retry "
-                  "delay) or its dead-letter queue; exit 1", given_back)
+                  "the run went idle: they are still in the queue, waiting for their retry "
+                  "delay; exit 1", pending)
         return 1
     failed = getattr(pipeline.source, "failed", None)
     if failed:

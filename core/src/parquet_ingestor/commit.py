@@ -36,8 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("parquet_ingestor")
 
 MANIFEST_SUFFIX = ".manifest.json"
-#: most message ids remembered as given back and not acknowledged since (memory stays bounded)
-MAX_GIVEN_BACK_IDS = 100_000
 
 
 @dataclass
@@ -304,8 +302,6 @@ class Committer:
         self.gate = CommitGate(pipeline.abort_event)
         self._batch_ids = iter(range(1, 1 << 62))
         self._bytes_per_row = 0.0
-        self._given_back: set[str] = set()  # ids nacked and not acked since (bounded)
-        self._given_back_lock = threading.Lock()
 
     def flush(self, batch: Sequence[Message], worker: int = 0) -> FlushResult:
         """Settle one batch."""
@@ -544,24 +540,20 @@ class Committer:
                 attempt, what=f"ack of {len(messages)} messages",
                 on_retry=lambda n, exc: p.metrics.incr("ack_retries"))
         except Exception as exc:  # noqa: BLE001
-            self._settled(messages)
             p.metrics.incr("ack_failures", len(pending))
             log.error("could not acknowledge %d messages (they will be delivered again, "
                       "possible duplicates): %s", len(pending), exc)
             acked = len(messages) - len(pending)
             # stop holding them: a source that keeps leases alive would hide them forever
-            self.release(pending, written=True)
+            self.release(pending)
         else:
-            self._settled(messages)
             acked = len(messages)
         p.metrics.incr("acked", acked)
         p.metrics.progress()
         return acked
 
-    def release(self, messages: Sequence[Message], written: bool = False) -> int:
-        """Give messages back to the source (nack) so they are delivered again. Unless they
-        were ``written`` already (only their ack failed), they are remembered as given back
-        until acknowledged (see :attr:`given_back`)."""
+    def release(self, messages: Sequence[Message]) -> int:
+        """Give messages back to the source (nack) so they are delivered again."""
         if not messages:
             return 0
         p = self.pipeline
@@ -571,29 +563,10 @@ class Committer:
             log.warning("nack of %d messages failed (they return when their lease lapses): %s",
                         len(messages), exc)
         p.metrics.incr("nacked", len(messages))
-        if written:
-            return len(messages)
-        with self._given_back_lock:
-            room = MAX_GIVEN_BACK_IDS - len(self._given_back)
-            self._given_back.update(map(_ID, messages[:room]))
         return len(messages)
-
-    def _settled(self, messages: Sequence[Message]) -> None:
-        """Messages given back earlier and now acknowledged are no longer outstanding."""
-        if self._given_back:
-            with self._given_back_lock:
-                self._given_back.difference_update(map(_ID, messages))
-
-    @property
-    def given_back(self) -> int:
-        """Messages given back (nacked) unwritten and not acknowledged since, up to
-        MAX_GIVEN_BACK_IDS: at the end of an idle run, work left in the source."""
-        with self._given_back_lock:
-            return len(self._given_back)
 
 
 _BODY = attrgetter("body")
-_ID = attrgetter("id")
 
 
 def total_size(messages: Sequence[Message]) -> int:

@@ -98,12 +98,6 @@ class Pipeline:
         return self._abort.is_set()
 
     @property
-    def given_back(self) -> int:
-        """Messages given back to the source (nacked) and not acknowledged since: at the end
-        of an ``exit_when_idle`` run they are still in the source (or its dead-letter queue)."""
-        return self._commit.given_back
-
-    @property
     def abort_event(self) -> threading.Event:
         """Set on abort; writes and retries watch it to stop at once."""
         return self._abort

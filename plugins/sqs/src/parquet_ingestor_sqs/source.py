@@ -9,6 +9,7 @@ one queue: SQS hands each message to one of them at a time.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
@@ -34,6 +35,7 @@ log = logging.getLogger("parquet_ingestor_sqs")
 LEASE_SAFETY = 5.0  # seconds kept clear of SQS's 12-hour visibility limit
 EXTEND_WORKERS = 8  # concurrent ChangeMessageVisibilityBatch calls per lease round or release
 CLOSE_JOIN_TIMEOUT = 0.5  # how long close() waits for the lease thread
+MAX_AWAITING = 100_000  # nacked message ids remembered until received again (bounded memory)
 CLOSE_POLL_MARGIN = 5.0  # close() waits for open long polls: wait_time plus this
 STAT_NAMES = (
     "received",
@@ -121,6 +123,8 @@ class SqsSource(BaseSource):
         self._closed = False
         self._metrics: Any = None
         self._fatal: ConfigError | None = None  # set when the queue turns out deleted
+        self._awaiting: set[str] = set()  # nacked, to be delivered again, not received since
+        self._max_receive = _max_receive_count(self.queue_attributes)
         self._receive_params: dict[str, Any] = {
             "QueueUrl": self._url,
             "WaitTimeSeconds": settings.wait_time,
@@ -294,6 +298,9 @@ class SqsSource(BaseSource):
                 lease.settled = True
             self._count("released", self._change_visibility(leases, 0, "release"))
             return
+        if self._awaiting:
+            with self._stats_lock:
+                self._awaiting.difference_update(entry["MessageId"] for entry in entries)
         if again:
             self._count("leases_lost", again)
             self._count("received_in_flight", again)
@@ -435,6 +442,27 @@ class SqsSource(BaseSource):
         self._table.settle(leases)
         self._change_visibility(leases, seconds, "nack")
         self._count("nacked", len(leases))
+        self._await_redelivery(messages)
+
+    @property
+    def pending_redelivery(self) -> int:
+        """Messages nacked that SQS will deliver again (not bound for the dead-letter queue)
+        and that were not received since: an ``--exit-when-idle`` run that ends with some
+        has left work in the queue, and exits 1."""
+        with self._stats_lock:
+            return len(self._awaiting)
+
+    def _await_redelivery(self, messages: Sequence[Message]) -> None:
+        """Remember nacked messages until received again; not those whose receive count has
+        reached the redrive policy's maxReceiveCount (SQS moves them to the DLQ instead)."""
+        limit = self._max_receive
+        with self._stats_lock:
+            for message in messages:
+                count = message.attributes.get("approximate_receive_count")
+                if limit and isinstance(count, int) and count >= limit:
+                    continue
+                if len(self._awaiting) < MAX_AWAITING:
+                    self._awaiting.add(message.id)
 
     # --------------------------------------------------------------------------- internals
 
@@ -479,6 +507,14 @@ class SqsSource(BaseSource):
                 self._metrics.incr(name, n)
             except Exception:  # noqa: BLE001 - metrics must never break the source
                 log.debug("sqs: metrics.incr(%r) failed", name, exc_info=True)
+
+
+def _max_receive_count(attributes: Mapping[str, str]) -> int:
+    """maxReceiveCount of the queue's redrive policy (0: none, or unknown)."""
+    try:
+        return int(json.loads(attributes.get("RedrivePolicy") or "{}").get("maxReceiveCount", 0))
+    except (ValueError, TypeError, AttributeError):
+        return 0
 
 
 def _delete_entry(id_: str, lease: Lease) -> dict[str, Any]:
