@@ -9,18 +9,10 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-#: ``../shared/bench`` beside the checkout: the shared event generator and the pyarrow limit script.
-SHARED_BENCH = Path(__file__).resolve().parent.parent / "shared" / "bench"
-if SHARED_BENCH.is_dir() and str(SHARED_BENCH) not in sys.path:
-    sys.path.insert(0, str(SHARED_BENCH))  # so tests can `from gen_events import iter_events`
-os.environ.setdefault("BENCH_SHARED", str(SHARED_BENCH))
 
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "AKIAFAKEFAKEFAKE0000",

@@ -2,7 +2,7 @@
 
     uv run python benchmarks/run.py [--events N] [--quick] [--repeat R] [--json OUT.json]
 
-1. the vectorized limit (../shared/bench/limit.py, pyarrow alone) and
+1. the vectorized limit (benchmarks/limit.py, pyarrow alone) and
    ``ingest --source file --sink file`` on the same N events, alternated, best of R each;
    output row counts checked; throughput ratio ingest / limit;
 2. the same ingest on 4 x N events (the file four times, through a directory of symlinks):
@@ -36,8 +36,6 @@ sys.path.insert(0, str(HERE))
 
 from measure import Measured, mib, parquet_rows, run_measured  # noqa: E402
 
-SHARED = Path(os.environ.get(
-    "BENCH_SHARED", Path(__file__).resolve().parents[2] / "shared" / "bench"))  # ../shared/bench
 PYTHON = sys.executable
 INGEST = str(Path(sys.executable).with_name("ingest"))
 #: limit.py's explicit schema, as the json transformer's schema= file spells it
@@ -47,18 +45,14 @@ LIMIT_SCHEMA = {"id": "string", "created_at": "timestamp[ms, UTC]", "user_id": "
 
 
 def events_file(n: int) -> str:
-    """The cached JSON-lines file of n generated events (made once by gen_events)."""
-    sys.path.insert(0, str(SHARED))
-    from gen_events import ensure_cache
+    """The cached JSON-lines file of n sample events (made once, see parquet_ingestor.sample)."""
+    from parquet_ingestor.sample import ensure_cache
 
-    return str(ensure_cache(n))
+    return ensure_cache(n)
 
 
 def limit_script() -> str:
-    path = SHARED / "limit.py"
-    if not path.exists():
-        raise SystemExit(f"{path} not found (set BENCH_SHARED)")
-    return str(path)
+    return str(HERE / "limit.py")
 
 
 def machine() -> dict[str, Any]:

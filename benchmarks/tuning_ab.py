@@ -12,13 +12,12 @@ sink) in fresh child processes, alternating three variants:
   for the whole run, as before).
 
 Prints records per CPU-second and wall second for each (median of the repeats) and the ratio of
-each to ``shipped``. Needs ../shared/bench (gen_events) on sys.path, like run.py.
+each to ``shipped``. Events come from ``parquet_ingestor.sample`` (cached, like run.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -46,9 +45,7 @@ def main(argv: list[str]) -> int:
     events = int(argv[0]) if argv else 200_000
     repeats = int(argv[1]) if len(argv) > 1 else 3
     workers = argv[2] if len(argv) > 2 else "2"
-    shared = os.environ.get("BENCH_SHARED", str(HERE.parent.parent / "shared" / "bench"))
-    sys.path.insert(0, shared)
-    from gen_events import ensure_cache  # type: ignore[import-not-found]
+    from parquet_ingestor.sample import ensure_cache
 
     path = ensure_cache(events)
     results: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
@@ -56,7 +53,7 @@ def main(argv: list[str]) -> int:
         for variant in VARIANTS:
             code = CHILD.format(here=str(HERE), variant=variant, path=path, workers=workers)
             out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                 check=True, env={**os.environ, "PYTHONPATH": shared})
+                                 check=True)
             results[variant].append(json.loads(out.stdout.strip().splitlines()[-1]))
     summary = {}
     for variant, runs in results.items():

@@ -90,7 +90,7 @@ def read_jsonl() -> Callable[[Path], list[dict[str, Any]]]:
 @pytest.fixture
 def events_file(tmp_path: Path) -> Callable[[int], tuple[Path, list[str]]]:
     """``events_file(n)`` -> (path of n realistic events, their ids in order)."""
-    from gen_events import iter_events  # type: ignore[import-not-found]  # ../shared/bench
+    from parquet_ingestor.sample import iter_events
 
     def make(n: int, name: str = "events.jsonl") -> tuple[Path, list[str]]:
         path = tmp_path / name

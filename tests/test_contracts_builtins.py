@@ -19,12 +19,14 @@ from parquet_ingestor.testing import (
     EncoderContract,
     SinkContract,
     SourceContract,
+    StoredObject,
     TransformerContract,
 )
 
 
 class TestFileSourceContract(SourceContract):
     reopen_resumes = False  # a new reader of a file starts at its first line
+    honours_nack_delay = False  # FileSource queues a nacked line again at once (follow-up)
 
     @pytest.fixture(autouse=True)
     def _tmp(self, tmp_path: Path) -> None:
@@ -37,6 +39,8 @@ class TestFileSourceContract(SourceContract):
 
 
 class TestFileSinkContract(SinkContract):
+    stores_metadata = False  # a directory keeps bytes only
+
     @pytest.fixture(autouse=True)
     def _tmp(self, tmp_path: Path) -> None:
         self.root = tmp_path / "out"
@@ -44,9 +48,9 @@ class TestFileSinkContract(SinkContract):
     def make_sink(self) -> Sink:
         return FileSink(str(self.root))
 
-    def read_object(self, sink: Sink, key: str) -> bytes | None:
+    def read_stored(self, sink: Sink, key: str) -> StoredObject | None:
         path = self.root / key
-        return path.read_bytes() if path.exists() else None
+        return StoredObject(path.read_bytes()) if path.exists() else None
 
     def test_no_temporary_files_left(self) -> None:
         sink = self.make_sink()

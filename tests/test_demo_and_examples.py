@@ -121,8 +121,8 @@ def test_sqs_to_s3_example(aws_env: dict[str, str], unique_name: str, tmp_path: 
 @pytest.mark.timeout(180)
 def test_ingest_demo(tmp_path: Path) -> None:
     pytest.importorskip("moto")
-    proc = run([sys.executable, "-c", CLI, "demo", "--events", "600", "--per-message", "20"],
-               clean_env(), tmp_path, timeout=170)
+    proc = run([sys.executable, "-c", CLI, "demo", "--events", "600", "--per-message", "20",
+                "--keep", "kept"], clean_env(), tmp_path, timeout=170)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     files = re.findall(r"^\s+(s3://demo-lake/events/\S+\.parquet)\s+([\d,]+) rows$", out, re.M)
@@ -135,3 +135,24 @@ def test_ingest_demo(tmp_path: Path) -> None:
     assert "Rejected messages went to the error sink" in out
     assert re.search(r"s3://demo-lake/errors/\S+", out)
     assert "Traceback" not in proc.stderr
+    # --keep: the bucket's files are on disk, and the closing command reads them without moto
+    kept = sorted(str(p.relative_to(tmp_path / "kept")) for p in (tmp_path / "kept").rglob("*.parquet"))
+    assert kept == sorted(key.removeprefix("s3://demo-lake/") for key, _ in files)
+    assert list((tmp_path / "kept" / "errors").rglob("*.jsonl"))
+    lines = out.rstrip().splitlines()
+    assert lines[-2] == "Read them back, with the emulator gone:"
+    shown = subprocess.run(lines[-1].strip(), shell=True, cwd=tmp_path, capture_output=True,
+                           text=True, timeout=60, env=clean_env())
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[0] == f"{rows} rows"
+    assert len(shown.stdout.splitlines()) == 4 and "'created_at'" in shown.stdout
+
+
+def test_ingest_demo_help_names_keep_and_the_extra() -> None:
+    from click.testing import CliRunner
+    from parquet_ingestor.cli import cli
+
+    result = CliRunner().invoke(cli, ["demo", "--help"])
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert "--keep DIR" in text and "pip install 'parquet-ingestor[demo]'" in text

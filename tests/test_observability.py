@@ -133,7 +133,7 @@ def test_payloads_only_at_debug(tmp_path: Path, encoder: str) -> None:
     assert PAYLOAD not in info.stderr + info.stdout
     bad = BAD if encoder == "parquet" else BAD[1:]  # without a schema "ts" is any string
     assert info.stderr.count("WARNING rejected message ") == len(bad)  # rejections reported ...
-    wrote = [line for line in info.stderr.splitlines() if " INFO " in line and " wrote file:" in line]
+    wrote = [line for line in info.stderr.splitlines() if " INFO " in line and f" wrote {out}/" in line]
     assert len(wrote) == len(written_files(out)) > 0  # ... and every file written, at INFO
     errors = jsonl_lines(written_files(tmp_path / "errors-INFO"))
     assert sorted(e["body"] for e in errors) == sorted(bad)  # the bodies went to the error sink

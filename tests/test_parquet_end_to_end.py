@@ -18,7 +18,7 @@ import pytest
 duckdb = pytest.importorskip("duckdb")
 pq = pytest.importorskip("pyarrow.parquet")
 
-from gen_events import iter_events  # noqa: E402  (../shared/bench, on sys.path via the root conftest)
+from parquet_ingestor.sample import iter_events  # noqa: E402
 
 
 def ingest(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -60,6 +60,19 @@ def test_renders_a_complete_distribution(kind: str, tmp_path: Path) -> None:
     assert "pytest_plugins = [\"parquet_ingestor.testing\"]" in (
         target / "tests/conftest.py").read_text()
     assert "TODO" in (target / f"src/parquet_ingestor_my_queue/{kind}.py").read_text()
+    # plain import mode: the tests import their conftest helpers with `from conftest import`
+    assert "import-mode" not in (target / "pyproject.toml").read_text()
+
+
+def test_source_template_is_the_redelivering_queue_shape(tmp_path: Path) -> None:
+    target = render_plugin("nats", "source", tmp_path)
+    source = (target / "src/parquet_ingestor_nats/source.py").read_text()
+    for call in ("def fetch(", "def delete(", "def extend(", "def give_back(",
+                 "HeldMessages(", "def start(self, context"):
+        assert call in source, call
+    tests = (target / "tests/test_source.py").read_text()
+    assert "from conftest import publish" in tests
+    assert "lease_length = " in tests and "reopen_resumes" not in tests
 
 
 def test_names_and_existing_targets_are_checked(tmp_path: Path) -> None:
@@ -133,12 +146,15 @@ def test_rendered_plugins_install_list_pass_their_tests_and_run(tmp_path: Path) 
         assert tests.returncode == 0, f"{path.name}:\n{tests.stdout[-3000:]}"
         assert " passed" in tests.stdout and "skipped" not in tests.stdout
 
-    # one pipeline made only of the four new components
-    events = tmp_path / "events.txt"
+    # one pipeline made only of the four new components; the source's starter is a spool
+    # directory queue (one file per message, deleted once written)
+    spool = tmp_path / "spool"
+    spool.mkdir()
     lines = [f"n={i} level={'info' if i % 3 else 'warn'} user=u{i % 7}" for i in range(300)]
-    events.write_text("\n".join(lines[:150] + ["not logfmt"] + lines[150:]) + "\n")
+    for i, line in enumerate(lines[:150] + ["not logfmt"] + lines[150:]):
+        (spool / f"{i:04d}.msg").write_text(line)
     run = subprocess.run(
-        [bin_dir / "ingest", "--source", "demo-source", "--source-opt", f"path={events}",
+        [bin_dir / "ingest", "--source", "demo-source", "--source-opt", f"path={spool}",
          "--transformer", "demo-transformer", "--encoder", "demo-encoder",
          "--encoder-opt", "sort_keys=true", "--sink", "demo-sink",
          "--sink-opt", f"path={tmp_path / 'out'}", "--error-sink", "file",
@@ -146,8 +162,13 @@ def test_rendered_plugins_install_list_pass_their_tests_and_run(tmp_path: Path) 
          "--batch-max-age", "1s", "--exit-when-idle", "1s"],
         capture_output=True, text=True, timeout=60, env=clean_env())
     assert run.returncode == 0, run.stderr
-    written = sorted((p for p in (tmp_path / "out").rglob("*") if p.is_file()), key=str)
-    assert written and all(p.suffix == ".jsonl" and not p.name.startswith(".") for p in written)
+    assert list(spool.iterdir()) == []  # every message acked after its write
+    written = sorted((p for p in (tmp_path / "out").rglob("*")
+                      if p.is_file() and not p.name.startswith(".")), key=str)
+    assert written and all(p.suffix == ".jsonl" for p in written)
+    for path in written:  # the sink stored content type and metadata beside each file
+        meta = json.loads(path.with_name(f".{path.name}.meta.json").read_text())
+        assert meta["content_type"] and meta["metadata"]["ingest-records"]
     rows = [json.loads(line) for p in written for line in p.read_text().splitlines()]
     assert sorted(rows, key=lambda r: r["n"]) == [
         {"level": "info" if i % 3 else "warn", "n": i, "user": f"u{i % 7}"} for i in range(300)]

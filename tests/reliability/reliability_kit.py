@@ -11,7 +11,6 @@ import contextlib
 import http.client
 import io
 import json
-import os
 import random
 import signal
 import subprocess
@@ -27,18 +26,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 CLI = "from parquet_ingestor.cli import main; main()"
-BENCH = os.environ.get("BENCH_SHARED", "/work/shared/bench")  # set by the root conftest
 
 # ------------------------------------------------------------------------------------ events
 
 
 def make_events(n: int, seed: int = 20240501) -> list[bytes]:
     """``n`` realistic JSON events (bytes, one object each, every one with a unique "id")."""
-    sys.path.insert(0, BENCH)
-    try:
-        from gen_events import iter_events  # type: ignore[import-not-found]
-    finally:
-        sys.path.remove(BENCH)
+    from parquet_ingestor.sample import iter_events  # test data, not the product under test
+
     return list(iter_events(n, seed))
 
 

@@ -98,7 +98,7 @@ def test_file_sink_does_not_follow_a_symlink_planted_in_its_root(
     path = tmp_path / "in.jsonl"
     path.write_text("\n".join(json.dumps(e) for e in events) + "\n")
     run = run_ingest(["--source", "file", "--source-opt", f"path={path}",
-                      "--source-opt", "max_deliveries=2", "--sink", "file",
+                      "--max-deliveries", "2", "--sink", "file",
                       "--sink-opt", f"path={root}", "--key-template", KEY_TEMPLATE,
                       "--write-attempts", "2", "--write-max-delay", "0.1s"],
                      env_for(aws_env), logdir, timeout=50)

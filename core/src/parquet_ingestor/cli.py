@@ -23,11 +23,13 @@ from .config import (
     load_toml,
     merge,
 )
+from .demo import demo_command
 from .errors import ConfigError, IngestError
 from .options import split_pairs
 from .plugins import KINDS, Registry, call_each, get_registry
 from .shutdown import Shutdown, SignalPolicy, hold_during_start_up
 from .status import StatusLine, is_tty, summary_table
+from .units import DURATION_FORMS, SIZE_FORMS
 
 log = logging.getLogger("parquet_ingestor")
 _COMPONENT_FLAGS = ("source", "transformer", "encoder", "sink", "error_sink")
@@ -72,6 +74,7 @@ def _component_options(func: Callable[..., Any]) -> Callable[..., Any]:
     invoke_without_command=True,
     context_settings={"auto_envvar_prefix": "INGEST", "help_option_names": ["-h", "--help"],
                       "max_content_width": 100},
+    epilog=f"SIZE: {SIZE_FORMS}. DURATION: {DURATION_FORMS}.",
 )
 @_component_options
 @_pipeline_options
@@ -93,16 +96,20 @@ def cli(ctx: click.Context, /, config_file: str | None, validate: bool, **params
     """
     if ctx.invoked_subcommand is not None:
         return
+    if not config_file and not validate and not any(
+            value not in (None, ()) for value in params.values()):
+        click.echo(ctx.get_help())  # a bare `ingest`: what to type, not "no source given"
+        ctx.exit(0)
     early = _hold_signals()
+    registry = get_registry()
     config = RunConfig()
     if config_file:
-        config = load_toml(config_file)
+        config = load_toml(config_file, registry)
     config = merge(config, _config_from_params(params))
     values = config.values()
     from .logs import setup_logging
 
     setup_logging(values["log_level"], values["log_format"])
-    registry = get_registry()
     pipeline = build_pipeline(config, registry)
     if validate:
         pipeline.validate()
@@ -161,39 +168,57 @@ def _run(pipeline: Any, values: dict[str, Any], early: SignalPolicy | None = Non
     if status is not None:
         sys.stderr.write(summary_table(metrics, pipeline.stopped_reason))
     snap = metrics.snapshot()
+    redelivered = snap.get("redelivered", 0)
     log.info(
-        "stopped (%s): %d messages, %d files, %d rows, %d bytes, %d rejected, %d nacked",
-        pipeline.stopped_reason, snap["received"], snap["files_written"], snap["rows_written"],
-        snap["bytes_written"], snap["rejected"], snap["nacked"],
+        "stopped (%s): %d messages%s, %d files, %d rows, %d bytes, %d rejected, %d nacked",
+        pipeline.stopped_reason, snap["received"] - redelivered,
+        f" (+{redelivered:.0f} redeliveries)" if redelivered else "", snap["files_written"],
+        snap["rows_written"], snap["bytes_written"], snap["rejected"], snap["nacked"],
         extra={"event": "stopped", **{k: v for k, v in snap.items() if isinstance(v, int | float)}},
     )
     if pipeline.aborted:
         return 130
+    failed = getattr(pipeline.source, "failed", None)
+    if failed:
+        hint = ("" if getattr(pipeline, "error_sink", None) is not None else
+                "; to keep rejected messages with their reason, add an error sink, "
+                "e.g. --error-sink file --error-sink-opt path=errors")
+        log.error("%d messages could not be written nor routed to an error sink%s",
+                  len(failed), hint)
+        return 1
+    if pipeline.poisoned:
+        log.error("%d message(s) rejected on %d deliveries or more went back to the source "
+                  "unwritten (no --error-sink); they are still there", pipeline.poisoned,
+                  pipeline.settings.max_deliveries)
+        return 1
     pending = getattr(pipeline.source, "pending_redelivery", 0)
     if pipeline.stopped_reason == "idle" and pending:
         log.error("%d messages given back to the source unwritten were not seen again before "
                   "the run went idle: they are still in the queue, waiting for their retry "
                   "delay; exit 1", pending)
         return 1
-    failed = getattr(pipeline.source, "failed", None)
-    if failed:
-        log.error("%d messages could not be written nor routed to an error sink", len(failed))
-        return 1
     return 0
 
 
 @cli.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-@click.option("--check", is_flag=True, help="exit 1 when any plugin failed to load")
+@click.option("--check", is_flag=True,
+              help="exit 1 when any plugin failed to load or an option collides")
 def plugins_command(as_json: bool, check: bool) -> None:
     """List installed plugins, their components and options, and load errors."""
+    from .plugins import option_collisions
+
     registry = get_registry()
     if as_json:
         click.echo(json.dumps(describe_plugins(registry), indent=2))
     else:
         _print_plugins(registry)
-    if check and registry.errors():
-        sys.exit(1)
+    if check:
+        collisions = option_collisions(registry, (o.name for o in PIPELINE_OPTIONS))
+        for line in collisions:
+            click.echo(f"ingest: check: {line}", err=True)
+        if registry.errors() or collisions:
+            sys.exit(1)
 
 
 def describe_plugins(registry: Registry) -> list[dict[str, Any]]:
@@ -210,6 +235,7 @@ def describe_plugins(registry: Registry) -> list[dict[str, Any]]:
                 {"kind": c.kind, "name": c.name, "help": c.help, "options": [
                     {"name": o.name, "type": o.type, "required": o.required,
                      "default": None if o.secret else o.default, "help": o.help,
+                     "secret": o.secret,
                      "choices": list(o.choices) if o.choices else None}
                     for o in c.options]}
                 for c in info.components
@@ -235,6 +261,15 @@ def _print_plugins(registry: Registry) -> None:
     for line in registry.errors():
         if "registered by both" in line:
             click.echo(f"! {line}")
+    missing = registry.missing_bundled()
+    if missing:
+        click.echo("Bundled with parquet-ingestor but not available here:")
+        for bundled in missing:
+            what = ", ".join(f"{kind} {name}" for kind, name in bundled.components)
+            click.echo(f"  {bundled.plugin}  ({what}): {registry.missing_hint(bundled)}")
+
+
+cli.add_command(demo_command)
 
 
 @cli.command("new-plugin")

@@ -485,17 +485,27 @@ class Committer:
         messages = [r.message for r in rejections]
         result.rejected = len(rejections)
         p.metrics.incr("rejected", len(rejections))
-        for r in rejections[:5]:
-            log.warning("rejected message %s: %s", r.message.id, reason_summary(r.reason))
+        for r in rejections[:5]:  # once per message: a redelivery rejected again logs at DEBUG
+            if p.poison.is_poison(r.message):
+                continue  # a poison message is logged once, by the guard
+            seen = p.poison.seen(r.message.id)
+            log.log(logging.DEBUG if seen else logging.WARNING, "rejected message %s%s: %s",
+                    r.message.id, " again" if seen else "", reason_summary(r.reason))
             log.debug("rejected message %s: %s", r.message.id, r.reason)
         if p.error_sink is None:
-            result.nacked += self.release(messages)
+            again, poison, new = p.poison.sort(rejections)
+            result.nacked += self.release(again)
+            for delay in sorted({d for _, d in poison}):  # growing delays, never a hot loop
+                result.nacked += self.release([m for m, d in poison if d == delay], delay)
+            if new:
+                p.metrics.incr("poisoned", new)
             p.call_hook("ingest_messages_rejected", rejections=rejections, destination="source")
             return
         try:
             self._write_errors(rejections, worker)
         except Exception as exc:  # noqa: BLE001 - error sink down: give them back, never ack
             log.error("error sink failed, releasing %d rejected messages: %s", len(messages), exc)
+            p.poison.remember(messages)
             result.nacked += self.release(messages)
             p.call_hook("ingest_messages_rejected", rejections=rejections, destination="source")
             return
@@ -503,6 +513,7 @@ class Committer:
         p.call_hook("ingest_messages_rejected", rejections=rejections,
                     destination="error-sink")
         result.acked += self.ack(messages)  # written to the error sink, even if aborted since
+        p.poison.settled(messages)
 
     def _write_errors(self, rejections: list[Rejection], worker: int) -> None:
         """One JSON-lines file of the rejected messages in the error sink; raises if it failed."""
@@ -552,13 +563,13 @@ class Committer:
         p.metrics.progress()
         return acked
 
-    def release(self, messages: Sequence[Message]) -> int:
+    def release(self, messages: Sequence[Message], delay: float | None = None) -> int:
         """Give messages back to the source (nack) so they are delivered again."""
         if not messages:
             return 0
         p = self.pipeline
         try:
-            p.source.nack(messages)
+            p.source.nack(messages, delay)
         except Exception as exc:  # noqa: BLE001 - they come back when their lease lapses anyway
             log.warning("nack of %d messages failed (they return when their lease lapses): %s",
                         len(messages), exc)

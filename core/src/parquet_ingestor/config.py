@@ -25,17 +25,23 @@ declared options. Precedence: command line, then environment, then config file, 
 
 from __future__ import annotations
 
+import logging
+import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
 from .keys import DEFAULT_TEMPLATE
 from .options import Option, parse_options
 from .pipeline import Pipeline, PipelineSettings
-from .plugins import Kind, Registry
+from .plugins import Kind, Registry, bundled_with
 from .settings import check_key_template, check_partition_by
+
+log = logging.getLogger(__name__)
 
 COMPONENTS: tuple[tuple[str, Kind], ...] = (
     ("source", "source"), ("transformer", "transformer"), ("encoder", "encoder"),
@@ -51,7 +57,8 @@ PIPELINE_OPTIONS: tuple[Option, ...] = (
            help="flush when the oldest message has waited this long (0: off)"),
     Option("workers", "int", default=4, min=1, max=256, help="concurrent flush workers"),
     Option("key_template", default=DEFAULT_TEMPLATE, check=check_key_template,
-           help="object key: strftime codes, {uuid} {random} {unix_ns} {ext} {field:NAME}"),
+           help="object key: strftime codes, {uuid} {random} {unix_ns} {ext} {worker} "
+                "{field:NAME}"),
     Option("partition_by", default="processing", check=check_partition_by,
            help="'processing' (flush time) or 'event:FIELD' (each record's own time)"),
     Option("on_missing_time", default="processing", choices=("processing", "reject"),
@@ -69,6 +76,9 @@ PIPELINE_OPTIONS: tuple[Option, ...] = (
                 "would (0: no limit)"),
     Option("manifest", "bool", default=False,
            help="write KEY.manifest.json with the source message ids of each file"),
+    Option("max_deliveries", "int", default=10, min=1,
+           help="a message rejected on this delivery or later goes to the error sink; without "
+                "one it goes back to the source with growing delays and the run exits 1"),
     Option("write_attempts", "int", default=5, min=1, help="tries per file write"),
     Option("write_base_delay", "duration", default="500ms",
            help="first wait after a failed write; doubles each try"),
@@ -114,8 +124,11 @@ class RunConfig:
         return parse_options(PIPELINE_OPTIONS, self.pipeline, "pipeline")
 
 
-def load_toml(path: str) -> RunConfig:
-    """Read a config file into a RunConfig; unknown sections and keys are errors."""
+def load_toml(path: str, registry: Registry | None = None) -> RunConfig:
+    """Read a config file into a RunConfig; unknown sections and keys are errors.
+
+    With ``registry``, relative values of ``path`` options resolve from the file's folder, so a
+    config works from any working directory (the command line's stay relative to it)."""
     try:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)
@@ -134,6 +147,9 @@ def load_toml(path: str) -> RunConfig:
                 setattr(config, section, ComponentChoice(value))
             elif isinstance(value, dict) and isinstance(value.get("name"), str):
                 options = {k: v for k, v in value.items() if k != "name"}
+                if registry is not None:
+                    kind = dict(COMPONENTS)[section]
+                    options = _paths_from(Path(path).parent, registry, kind, value["name"], options)
                 setattr(config, section, ComponentChoice(value["name"], options))
             else:
                 raise ConfigError(f"--config: [{section}] needs a name = \"...\"")
@@ -141,6 +157,22 @@ def load_toml(path: str) -> RunConfig:
             known = ", ".join(["pipeline", *dict(COMPONENTS)])
             raise ConfigError(f"--config: unknown section [{section}] (known: {known})")
     return config
+
+
+def _paths_from(folder: Path, registry: Registry, kind: Kind, name: str,
+                options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with each relative ``path``-type value joined to ``folder`` ('-' is stdin)."""
+    spec = registry.components[kind].get(name)
+    if spec is None:
+        return options  # build_pipeline reports the unknown name
+    paths = {opt.name for opt in spec.options if opt.type == "path"}
+    resolved = dict(options)
+    for key, value in options.items():
+        if (key.strip().replace("-", "_") in paths and isinstance(value, str) and value
+                and value != "-" and "://" not in value
+                and not os.path.isabs(os.path.expanduser(value))):
+            resolved[key] = os.path.join(folder, value)
+    return resolved
 
 
 def merge(base: RunConfig, over: RunConfig) -> RunConfig:
@@ -171,6 +203,24 @@ def default_encoder(registry: Registry) -> str:
     return "parquet" if "parquet" in registry.components["encoder"] else "jsonl"
 
 
+def _warn_jsonl_fallback(registry: Registry) -> None:
+    """Say once per run that no encoder was chosen and Parquet is missing, so files are jsonl."""
+    bundled = bundled_with("encoder", "parquet")
+    hint = f"; for Parquet: {registry.missing_hint(bundled)}" if bundled else ""
+    log.warning("no Parquet encoder here: writing JSON lines (.jsonl) files%s", hint)
+
+
+@contextmanager
+def _naming(attr: str) -> Iterator[None]:
+    """Errors about the error sink say so: its messages would otherwise read "sink 's3' ..."."""
+    try:
+        yield
+    except ConfigError as exc:
+        if attr != "error_sink":
+            raise
+        raise ConfigError(f"--error-sink: {exc}") from None
+
+
 def build_pipeline(config: RunConfig, registry: Registry) -> Pipeline:
     """Validate everything, then create the components and the pipeline (ConfigError on bad input)."""
     if config.source is None:
@@ -194,12 +244,17 @@ def build_pipeline(config: RunConfig, registry: Registry) -> Pipeline:
     for attr, kind in COMPONENTS:
         choice = chosen[attr]
         if choice is not None:
-            spec = registry.get(kind, choice.name)
-            spec.parse(choice.options)  # validate all before creating any
+            with _naming(attr):
+                spec = registry.get(kind, choice.name)
+                spec.parse(choice.options)  # validate all before creating any
             specs[attr] = spec
     settings = settings_from(config.values())
-    built = {attr: specs[attr].create(chosen[attr].options)  # type: ignore[union-attr]
-             for attr in specs}
+    if (config.encoder is None or not config.encoder.name) and defaults["encoder"] == "jsonl":
+        _warn_jsonl_fallback(registry)
+    built = {}
+    for attr, spec in specs.items():
+        with _naming(attr):
+            built[attr] = spec.create(chosen[attr].options)  # type: ignore[union-attr]
     return Pipeline(
         source=built["source"], sink=built["sink"], encoder=built["encoder"],
         transformer=built["transformer"], settings=settings,

@@ -17,6 +17,7 @@ from .errors import ConfigError
 _HELP = {
     "received": "messages received from the source",
     "received_bytes": "bytes of message bodies received",
+    "redelivered": "deliveries of rejected messages given back earlier (part of received)",
     "rejected": "messages rejected by the transformer or encoder",
     "rows_written": "records written to files",
     "bytes_written": "bytes of files written",

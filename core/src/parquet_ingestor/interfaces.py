@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
+from .batcher import BatchLimits
 from .message import Message, Rejection
 
 # ------------------------------------------------------------------------------------ lifecycle
@@ -350,10 +351,39 @@ def begin(sink: Sink) -> SinkTransaction:
 
 @dataclass
 class RunContext:
-    """What a running pipeline tells its components when it starts them (``start(context)``)."""
+    """What a running pipeline tells its components when it starts them (``start(context)``).
+
+    ``batch`` is the flush limits; the pipeline holds at most :attr:`batches_held` batches
+    unsettled at once (one filling, ``workers`` queued, ``workers`` being written). A source
+    whose system caps unacknowledged messages (JetStream ``max_ack_pending``, a Kafka fetch
+    window) sizes that cap from :meth:`in_flight_messages`: a smaller cap stalls a batch that
+    waits for bytes which cannot arrive. ``max_deliveries`` is ``--max-deliveries``.
+    """
 
     workers: int
     metrics: Any  # parquet_ingestor.metrics.Metrics
+    batch: BatchLimits | None = None
+    max_deliveries: int | None = None
+
+    @property
+    def batches_held(self) -> int:
+        """Most batches the pipeline holds unsettled at once."""
+        return 2 * self.workers + 1
+
+    def in_flight_messages(self, message_bytes: int = 1024) -> int | None:
+        """Most messages the pipeline may hold unsettled at once, for messages of about
+        ``message_bytes`` each; None when the batch limits are unknown."""
+        if self.batch is None:
+            return None
+        per_batch = max(1, -(-self.batch.max_bytes // max(1, message_bytes)))
+        if self.batch.max_records:
+            per_batch = min(per_batch, self.batch.max_records)
+        return per_batch * self.batches_held
+
+    @property
+    def in_flight_bytes(self) -> int | None:
+        """Most body bytes the pipeline may hold unsettled at once (None: limits unknown)."""
+        return None if self.batch is None else self.batch.max_bytes * self.batches_held
 
 
 class BaseSource:

@@ -1,7 +1,9 @@
 """Logging setup: readable text on a terminal, one JSON object per line for log shippers.
 
 Extra fields passed with ``log.info(..., extra={...})`` (url, rows, bytes...) become JSON keys.
-Values that look like AWS secrets are masked, whatever logged them.
+Values that look like AWS secrets are masked, whatever logged them. In text, ``file://`` URLs
+show as the paths they name (``/out/year=2024/x.parquet``, quoted when the shell needs it), which
+paste into a shell or DuckDB; JSON keeps the URLs.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ import json
 import logging
 import os
 import re
+import shlex
 import sys
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 _SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID")
@@ -41,6 +45,14 @@ def reason_summary(reason: str) -> str:
     return head
 
 
+_FILE_URL = re.compile(r"file://(/[^\s'\"]*)")
+
+
+def file_urls_as_paths(text: str) -> str:
+    """``file:///out/year%3D2024/a.parquet`` -> ``/out/year=2024/a.parquet`` (quoted if needed)."""
+    return _FILE_URL.sub(lambda m: shlex.quote(unquote(m.group(1))), text)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
@@ -62,7 +74,7 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S")
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        return redact(file_urls_as_paths(super().format(record)))
 
 
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:

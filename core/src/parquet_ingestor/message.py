@@ -17,11 +17,14 @@ class Message:
 
     ``body`` is the raw payload; ``attributes`` carries source metadata (SQS message id, sent
     timestamp, receive count, message attributes...); ``handle`` is whatever the source needs to
-    settle it later (a receipt handle, a stream id). Messages compare by identity. A plain
-    slotted class, not a dataclass: sources create millions of these.
+    settle it later (a receipt handle, a stream id). ``deliveries`` is how many times the
+    message has been delivered, this time included, when the source knows it (SQS
+    ApproximateReceiveCount, Redis times_delivered); None lets the core count it (what
+    ``--max-deliveries`` compares). Messages compare by identity. A plain slotted class, not a
+    dataclass: sources create millions of these.
     """
 
-    __slots__ = ("id", "body", "attributes", "handle")
+    __slots__ = ("id", "body", "attributes", "handle", "deliveries")
 
     def __init__(
         self,
@@ -29,11 +32,13 @@ class Message:
         body: bytes,
         attributes: Mapping[str, Any] = _NO_ATTRIBUTES,
         handle: Any = None,
+        deliveries: int | None = None,
     ) -> None:
         self.id = id
         self.body = body
         self.attributes = attributes
         self.handle = handle
+        self.deliveries = deliveries
 
     @property
     def size(self) -> int:

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 COUNTERS = (
-    "received", "received_bytes", "rejected", "rows_written", "bytes_written", "files_written",
+    "received", "received_bytes", "redelivered", "rejected", "rows_written", "bytes_written", "files_written",
     "messages_written", "acked", "nacked", "write_retries", "write_failures", "ack_retries",
     "ack_failures", "lease_extensions", "errors_written", "batches", "possible_duplicate_rows",
 )

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from .errors import ConfigError
 from .units import parse_duration, parse_size
 
-OptionType = Literal["str", "int", "float", "bool", "size", "duration", "list", "map"]
+OptionType = Literal["str", "path", "int", "float", "bool", "size", "duration", "list", "map"]
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -31,10 +31,13 @@ _FALSE = {"0", "false", "no", "off"}
 class Option:
     """One setting of a component.
 
-    ``type`` is one of ``str int float bool size duration list map``: ``size`` takes ``5MiB``,
-    ``duration`` takes ``30s`` (parsed to seconds), ``list`` takes ``a,b,c`` and ``map`` takes
-    ``k=v,k2=v2``. ``secret`` options are never printed back. ``check`` validates a parsed
-    value further (raise ``ValueError`` with the reason), wherever the value comes from.
+    ``type`` is one of ``str path int float bool size duration list map``: ``path`` is a local
+    file or folder (relative to a config file's folder when it comes from one), ``size`` takes
+    ``5MiB``, ``duration`` takes ``30s`` (parsed to seconds), ``list`` takes ``a,b,c`` and ``map``
+    takes ``k=v,k2=v2``. ``secret`` options (passwords, tokens) are never printed back: not by
+    ``ingest plugins`` (listed as ``secret``), not in ``--json`` (``"secret": true``, no
+    default), not in error messages (the value shows as ``****``). ``check`` validates a
+    parsed value further (raise ``ValueError`` with the reason), wherever the value comes from.
     """
 
     name: str
@@ -53,6 +56,8 @@ class Option:
         parts: list[str] = [self.type]
         if self.choices:
             parts = ["|".join(self.choices)]
+        if self.secret:
+            parts.append("secret")
         if self.required:
             parts.append("required")
         elif self.default is not None and not self.secret:
@@ -66,23 +71,44 @@ class Option:
         """Convert one raw value (string or TOML value) to this option's type."""
         label = (f"--{self.name.replace('_', '-')}" if where == "pipeline"
                  else f"{where} option '{self.name}'")
+        shown = "****" if self.secret else repr(value)  # a secret never reaches a message
         try:
             parsed = _convert(self.type, value)
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{label}: {exc}") from None
+            detail = f"not a valid {self.type}" if self.secret else str(exc)
+            raise ConfigError(f"{label}: {detail}") from None
         if self.choices is not None and parsed not in self.choices:
-            raise ConfigError(f"{label}: {value!r} is not one of {', '.join(self.choices)}")
+            raise ConfigError(f"{label}: {shown} is not one of {', '.join(self.choices)}")
         if isinstance(parsed, int | float) and not isinstance(parsed, bool):
             if self.min is not None and parsed < self.min:
-                raise ConfigError(f"{label}: {value!r} is below the minimum {_num(self.min)}")
+                raise ConfigError(f"{label}: {shown} is below the minimum {_num(self.min)}")
             if self.max is not None and parsed > self.max:
-                raise ConfigError(f"{label}: {value!r} is above the maximum {_num(self.max)}")
+                raise ConfigError(f"{label}: {shown} is above the maximum {_num(self.max)}")
         if self.check is not None and parsed is not None:
             try:
                 self.check(parsed)
             except ValueError as exc:
-                raise ConfigError(f"{label}: {exc}") from None
+                detail = "not a valid value" if self.secret else str(exc)
+                raise ConfigError(f"{label}: {detail}") from None
         return parsed
+
+    def masked(self, value: Any) -> Any:
+        """``value`` as it may be shown: ``"****"`` for a set secret, else unchanged."""
+        return "****" if self.secret and value not in (None, "") else value
+
+
+def secret_values(declared: Sequence[Option], values: Mapping[str, Any]) -> list[str]:
+    """The non-empty values of secret options, as text (to mask them wherever they appear)."""
+    secret = {opt.name for opt in declared if opt.secret}
+    return [str(v) for k, v in values.items() if _key(k) in secret and v not in (None, "")]
+
+
+def mask(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret value replaced by ``****``."""
+    for value in sorted(secrets, key=len, reverse=True):
+        if value:
+            text = text.replace(value, "****")
+    return text
 
 
 def _num(x: float) -> str:
@@ -90,7 +116,7 @@ def _num(x: float) -> str:
 
 
 def _convert(kind: OptionType, value: Any) -> Any:
-    if kind == "str":
+    if kind in ("str", "path"):
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise ValueError(f"expected text, got {value!r}")
         return str(value)

@@ -19,13 +19,40 @@ import pluggy
 
 from . import hookspecs
 from .errors import ConfigError, PluginError
-from .options import Option, parse_options
+from .options import Option, mask, parse_options, secret_values
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "parquet_ingestor"
 Kind = Literal["source", "transformer", "encoder", "sink"]
 KINDS: tuple[Kind, ...] = ("source", "transformer", "encoder", "sink")
+
+
+@dataclass(frozen=True)
+class Bundled:
+    """A plugin that ships with parquet-ingestor as its own distribution and core extra."""
+
+    plugin: str  # entry-point name
+    distribution: str
+    extra: str
+    components: tuple[tuple[Kind, str], ...]
+
+    def install(self) -> str:
+        return f"pip install 'parquet-ingestor[{self.extra}]'"
+
+
+#: The bundled plugins, declared once: what the hints for a missing component, ``ingest plugins``
+#: and ``ingest demo`` say (a test checks it against the plugins and the core's extras).
+BUNDLED: tuple[Bundled, ...] = (
+    Bundled("parquet", "parquet-ingestor-parquet", "parquet", (("encoder", "parquet"),)),
+    Bundled("s3", "parquet-ingestor-s3", "s3", (("sink", "s3"),)),
+    Bundled("sqs", "parquet-ingestor-sqs", "sqs", (("source", "sqs"),)),
+)
+
+
+def bundled_with(kind: Kind, name: str) -> Bundled | None:
+    """The bundled plugin that provides component ``name`` of ``kind``, if any."""
+    return next((b for b in BUNDLED if (kind, name) in b.components), None)
 
 
 @dataclass
@@ -59,12 +86,31 @@ class ComponentSpec:
         return parse_options(self.options, raw, self.where())
 
     def create(self, raw: dict[str, Any]) -> Any:
-        """Validate ``raw`` options and build the component (importing it now if lazy)."""
+        """Validate ``raw`` options and build the component (importing it now if lazy).
+
+        A ConfigError raised by the component has the values of its secret options masked.
+        """
         values = self.parse(raw)
         factory = self.factory
         if isinstance(factory, str):
             factory = load_object(factory)
-        return factory(**values)
+        try:
+            return factory(**values)
+        except ConfigError as exc:
+            secrets = secret_values(self.options, values)
+            if not secrets:
+                raise
+            raise ConfigError(mask(str(exc), secrets)) from None
+
+
+def option_collisions(registry: Registry, reserved: Iterable[str]) -> list[str]:
+    """Component options named like a pipeline option (``workers``...), one line each: the
+    two are easy to confuse in a config file and in ``INGEST_*`` variables."""
+    names = set(reserved)
+    return [f"{spec.kind} '{spec.name}' (plugin {spec.plugin}): option '{opt.name}' has the "
+            f"name of the pipeline option --{opt.name.replace('_', '-')}; rename it"
+            for kinds in registry.components.values() for spec in kinds.values()
+            for opt in spec.options if opt.name in names]
 
 
 def load_object(ref: str) -> Any:
@@ -117,8 +163,25 @@ class Registry:
         spec = self.components[kind].get(name)
         if spec is None:
             known = ", ".join(sorted(self.components[kind])) or "none installed"
-            raise ConfigError(f"unknown {kind} '{name}' (available: {known})")
+            bundled = bundled_with(kind, name)
+            hint = f": {self.missing_hint(bundled)}" if bundled else ""
+            raise ConfigError(f"unknown {kind} '{name}' (available: {known}){hint}")
         return spec
+
+    def missing_hint(self, bundled: Bundled) -> str:
+        """Why a bundled plugin's components are absent here, and what to do about it."""
+        if bundled.plugin in disabled_plugins():
+            return f"the {bundled.plugin} plugin is disabled by INGEST_DISABLE_PLUGINS"
+        info = self.plugins.get(bundled.plugin)
+        if info is not None and info.error:
+            return (f"the {bundled.plugin} plugin of {info.distribution} {info.version} failed "
+                    f"to load: {info.error}")
+        return f"it comes with {bundled.distribution} ({bundled.install()})"
+
+    def missing_bundled(self) -> list[Bundled]:
+        """Bundled plugins whose components this registry lacks (not installed, or disabled)."""
+        return [b for b in BUNDLED
+                if any(name not in self.components[kind] for kind, name in b.components)]
 
     def names(self, kind: Kind) -> list[str]:
         return sorted(self.components[kind])

@@ -26,6 +26,7 @@ from .layout import Layout
 from .message import Message
 from .metrics import Metrics
 from .plugins import call_each
+from .poison import PoisonGuard
 from .settings import PipelineSettings
 from .tuning import tuned
 
@@ -80,6 +81,9 @@ class Pipeline:
         self._busy_lock = threading.Lock()
         self._commit = Committer(self)
         self._source_stopped = False
+        #: rejected messages given back to the source: their redeliveries are recognized (one
+        #: warning per message, not per delivery) and poison ones are held off (--max-deliveries)
+        self.poison = PoisonGuard(self.settings.max_deliveries)
         self.stopped_reason = ""
 
     # ---------------------------------------------------------------- control
@@ -115,7 +119,7 @@ class Pipeline:
 
     def run(self) -> Metrics:
         """Run until the source is drained, idle for ``exit_when_idle``, or ``stop()``."""
-        self._start_components(RunContext(workers=self.settings.workers, metrics=self.metrics))
+        self._start_components(self._context())
         threads = [
             threading.Thread(target=self._worker, args=(i,), name=f"flush-{i}", daemon=True)
             for i in range(self.settings.workers)
@@ -146,7 +150,7 @@ class Pipeline:
         close everything, without starting the source: a source checks itself when it is built
         (the queue exists) and must not receive, which would count as a delivery.
         ``ingest --validate`` calls this."""
-        context = RunContext(workers=self.settings.workers, metrics=self.metrics)
+        context = self._context()
         try:
             self._start_components(context, source=False)
         finally:
@@ -155,6 +159,16 @@ class Pipeline:
     def flush(self, batch: Sequence[Message], worker: int = 0) -> FlushResult:
         """Settle one batch; public so tests and embedders can drive a pipeline by hand."""
         return self._commit.flush(batch, worker)
+
+    def _context(self) -> RunContext:
+        return RunContext(workers=self.settings.workers, metrics=self.metrics,
+                          batch=self.settings.batch, max_deliveries=self.settings.max_deliveries)
+
+    @property
+    def poisoned(self) -> int:
+        """Messages rejected ``max_deliveries`` times and, without an error sink, given back to
+        the source unwritten (the CLI then exits 1)."""
+        return self.poison.poisoned
 
     def _start_components(self, context: RunContext, source: bool = True) -> None:
         """Start sinks first and the source last, so a bad sink (missing bucket) fails the run
@@ -166,7 +180,13 @@ class Pipeline:
             for component in order + ([self.source] if source else []):
                 start = getattr(component, "start", None)
                 if callable(start):
-                    start(context)
+                    try:
+                        start(context)
+                    except ConfigError as exc:
+                        if component is not self.error_sink or component is self.sink:
+                            raise
+                        # "sink 's3' option 'bucket'..." would point at the main sink
+                        raise ConfigError(f"--error-sink: {exc}") from None
                 started.append(component)
                 if component is self.encoder:
                     self._require()
@@ -229,10 +249,13 @@ class Pipeline:
                 continue
             now = time.monotonic()
             if messages:
-                idle_since = now
+                if not self.poison.only_poison(messages):  # a poison loop is not activity
+                    idle_since = now
                 sizes = list(map(len, map(_BODY, messages)))
                 size = sum(sizes)
                 self.metrics.incr("received", len(messages))
+                if self.poison:
+                    self.metrics.incr("redelivered", self.poison.redeliveries(messages))
                 self.metrics.incr("received_bytes", size)
                 self.metrics.add_in_flight(len(messages), size)
                 for batch in batcher.add(messages, sizes):

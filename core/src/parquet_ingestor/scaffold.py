@@ -26,7 +26,7 @@ SUFFIX = ".tmpl"
 #: command-line flags that try the component out (``{{example}}`` in the README).
 _KIND_DETAILS: dict[Kind, tuple[str, str, str]] = {
     "source": ("source", "fetch",
-               "--source {name} --source-opt path=events.jsonl "
+               "--source {name} --source-opt path=spool "
                "--sink file --sink-opt path=out --exit-when-idle 2s"),
     "sink": ("sink", "put",
              "--source file --source-opt path=events.jsonl --sink {name} --sink-opt path=out"),
@@ -70,9 +70,18 @@ class PluginNames:
             "class_name": self.class_name,
             "component": component,
             "method": method,
+            "todo": _todo(self.kind, self.class_name, method),
             "example": example.format(name=self.name),
             "core_version": __version__,
         }
+
+
+def _todo(kind: Kind, class_name: str, method: str) -> str:
+    """What the author writes: a source's four calls to its system, else one method."""
+    if kind == "source":
+        return (f"the four calls to your system: {class_name}.fetch(), .delete(), .extend() "
+                f"and .give_back()")
+    return f"one method: {class_name}.{method}()"
 
 
 def template_root() -> Traversable:
@@ -148,7 +157,7 @@ def next_steps(target: Path, name: str, kind: str) -> str:
     return (
         f"created {target}\n"
         f"next:\n"
-        f"  1. implement {names.class_name}.{method}() in "
+        f"  1. implement {_todo(names.kind, names.class_name, method)} in "
         f"{target / 'src' / names.module / (names.kind + '.py')}\n"
         f"  2. pip install -e {target}   (or: uv pip install -e {target})\n"
         f"  3. ingest plugins            (lists '{name}')\n"

@@ -76,6 +76,7 @@ class PipelineSettings:
     on_partition_overflow: Literal["processing", "reject"] = _default("on_partition_overflow")
     target_file_size: int = _default("target_file_size")  # 0 = one file per partition
     manifest: bool = _default("manifest")
+    max_deliveries: int | None = _default("max_deliveries")  # None: no poison limit
     receive_max: int = 1000
     poll_interval: float = 0.5
 
@@ -106,6 +107,7 @@ class PipelineSettings:
             target_file_size=values["target_file_size"],
             exit_when_idle=values["exit_when_idle"],
             manifest=values["manifest"],
+            max_deliveries=values["max_deliveries"],
             write_retry=RetryPolicy(values["write_attempts"], values["write_base_delay"],
                                     values["write_max_delay"], values["retry_jitter"]),
             ack_retry=RetryPolicy(values["ack_attempts"], values["ack_base_delay"],
@@ -127,6 +129,7 @@ class PipelineSettings:
             "target_file_size": self.target_file_size,
             "exit_when_idle": self.exit_when_idle,
             "manifest": self.manifest,
+            "max_deliveries": self.max_deliveries,
         }
         for prefix, policy in (("write", self.write_retry), ("ack", self.ack_retry)):
             out[f"{prefix}_attempts"] = policy.attempts

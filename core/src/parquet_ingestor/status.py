@@ -60,7 +60,9 @@ def summary_table(metrics: Any, reason: str) -> str:
     rows = [
         ("stopped", reason),
         ("duration", f"{snap['uptime_seconds']:.1f} s"),
-        ("messages", f"{snap['received']:,.0f} ({format_size(snap['received_bytes'])})"),
+        ("messages", f"{snap['received'] - snap.get('redelivered', 0):,.0f} "
+                     f"({format_size(snap['received_bytes'])})"),
+        ("redelivered", f"{snap.get('redelivered', 0):,.0f}"),
         ("files", f"{snap['files_written']:,.0f}"),
         ("rows", f"{snap['rows_written']:,.0f}"),
         ("bytes", f"{format_size(snap['bytes_written'])}"),

@@ -26,6 +26,7 @@ import io
 import json
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,11 +35,12 @@ from typing import Any
 import pytest
 
 from .batcher import BatchLimits
-from .interfaces import BaseSink, BaseSource, Encoder, Sink, Source, Transformer
+from .interfaces import BaseSink, BaseSource, Encoder, RunContext, Sink, Source, Transformer
 from .message import Message
 from .pipeline import FileResult, Pipeline, PipelineSettings
 from .plugins import Registry, build_registry
 from .records import JsonLines, RecordList
+from .redelivery import HeldMessages
 
 # ------------------------------------------------------------------------ in-memory parts
 
@@ -46,14 +48,16 @@ from .records import JsonLines, RecordList
 class MemorySource(BaseSource):
     """A finite source over a list of bodies that records every ack and nack.
 
-    Nacked messages are delivered again up to ``redeliver`` times (0: never), so a run that
-    rejects messages without an error sink still ends.
+    Nacked messages are delivered again (after the nack's delay) up to ``redeliver`` times
+    (0: never), so a run that rejects messages without an error sink still ends. Its
+    bookkeeping is :class:`~parquet_ingestor.redelivery.HeldMessages`, as in real sources.
     """
 
     def __init__(self, bodies: Iterable[bytes | str] = (), redeliver: int = 0) -> None:
         self.messages = [Message(f"m{i}", b if isinstance(b, bytes) else b.encode(), {"n": i})
                          for i, b in enumerate(bodies)]
-        self._pending = list(self.messages)
+        self._pending = deque(self.messages)
+        self._held = HeldMessages()
         self._lock = threading.Lock()
         self.redeliver = redeliver
         self.acked: list[Message] = []
@@ -63,13 +67,18 @@ class MemorySource(BaseSource):
         self.closed = 0
 
     def receive(self, max_messages: int, timeout: float) -> Sequence[Message]:
+        out = self._held.due(max_messages)
         with self._lock:
-            out, self._pending = self._pending[:max_messages], self._pending[max_messages:]
+            while self._pending and len(out) < max_messages:
+                message = self._pending.popleft()
+                self._held.lease([message])
+                out.append(message)
             for m in out:
                 self.deliveries[m.id] = self.deliveries.get(m.id, 0) + 1
         return out
 
     def ack(self, messages: Sequence[Message]) -> None:
+        self._held.settle(messages)
         with self._lock:
             self.acked.extend(messages)
             self.events.extend(("ack", m.id) for m in messages)
@@ -78,15 +87,20 @@ class MemorySource(BaseSource):
         with self._lock:
             self.nacked.extend(messages)
             self.events.extend(("nack", m.id) for m in messages)
-            self._pending.extend(m for m in messages if self.deliveries[m.id] <= self.redeliver)
+            again = [m for m in messages if self.deliveries[m.id] <= self.redeliver]
+        self._held.forget(m for m in messages if self.deliveries[m.id] > self.redeliver)
+        self._held.nack(again, delay)
 
     @property
     def exhausted(self) -> bool:
         with self._lock:
-            return not self._pending
+            return not self._pending and self._held.next_due() is None
 
     def close(self) -> None:
-        self.closed += 1
+        released = self._held.release()
+        with self._lock:
+            self._pending.extendleft(reversed(released))
+            self.closed += 1
 
 
 class RecordingSource:
@@ -328,14 +342,28 @@ def run_pipeline_fixture() -> Callable[..., Outcome]:
 
 
 def receive_all(source: Source, count: int, timeout: float = 20.0) -> list[Message]:
-    """Receive until ``count`` messages arrived or ``timeout`` passed."""
+    """Receive until ``count`` messages arrived or ``timeout`` passed (each call asks only for
+    what is still missing and waits at most what is left of ``timeout``)."""
     got: list[Message] = []
     deadline = time.monotonic() + timeout
-    while len(got) < count and time.monotonic() < deadline:
-        got.extend(source.receive(count - len(got), 1.0))
+    while len(got) < count:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        got.extend(source.receive(count - len(got), min(1.0, left)))
         if not got and getattr(source, "exhausted", False):
             break
     return got
+
+
+def start_component(component: Any, workers: int = 2) -> Any:
+    """Call ``component.start(context)`` when it has one, as the pipeline does; returns it."""
+    start = getattr(component, "start", None)
+    if callable(start):
+        from .metrics import Metrics
+
+        start(RunContext(workers=workers, metrics=Metrics(), batch=BatchLimits()))
+    return component
 
 
 SAMPLE_BODIES = [json.dumps({"id": i, "text": f"event {i} ✓", "n": i * 7}).encode()
@@ -343,114 +371,350 @@ SAMPLE_BODIES = [json.dumps({"id": i, "text": f"event {i} ✓", "n": i * 7}).enc
 
 
 class SourceContract:
-    """Conformance suite for a source. Implement :meth:`make_source`.
+    """Conformance suite for a source. Implement :meth:`make_source`; declare what the source
+    is with the class attributes below, so the suite can measure it.
 
-    A source whose new consumers start over (a file) sets ``reopen_resumes = False``; one that
-    cannot deliver a nacked message again sets ``redelivers = False``. Those tests then only
-    check that nothing breaks.
+    * ``lease_length``: seconds after which a message handed out and neither settled nor
+      renewed is delivered again by the system (SQS visibility timeout, Redis ``claim_idle``);
+      configure your source with it in :meth:`make_source`. None: the source has no leases.
+    * ``hold_budget``: how long the suite holds messages unsettled to check that leases are
+      renewed (default: 1.5 leases; at least 1.25 leases).
+    * ``release_within``: close and ``nack(delay=0)`` must give messages back within this many
+      seconds. Keep it at most a third of ``lease_length``, so a lease that merely lapses
+      cannot pass for a release.
+    * ``nack_delay``: the delay the suite nacks with; the messages must not come back sooner.
+    * ``receive_timeout``: longest the suite waits for messages it has just published.
+    * ``counts_deliveries``: the source sets :attr:`Message.deliveries` from its system.
+    * ``reopen_resumes = False``: a new consumer starts over (a file), so nothing left by
+      another consumer can be checked. ``redelivers = False``: nack cannot give anything back.
+      ``honours_nack_delay = False``: the source redelivers at once whatever the delay.
+      Tests that cannot apply are *skipped* with the reason, never passed silently.
+
+    Every consumer the suite opens is started with ``start(context)`` when it has one.
     """
 
     redelivers = True
     reopen_resumes = True
+    honours_nack_delay = True
+    counts_deliveries = False
+    lease_length: float | None = None
+    hold_budget: float | None = None
+    release_within: float = 2.0
+    nack_delay: float = 2.0
+    receive_timeout: float = 20.0
 
     def make_source(self, bodies: list[bytes]) -> Callable[[], Source]:
         """Put ``bodies`` where the source reads; return a function that opens a consumer."""
         raise NotImplementedError
 
-    def test_delivers_every_message(self) -> None:
-        source = self.make_source(SAMPLE_BODIES)()
+    # ---------------------------------------------------------------- helpers
+
+    def open_source(self, opener: Callable[[], Source]) -> Source:
+        """A new consumer, started as the pipeline starts it."""
+        return start_component(opener())  # type: ignore[no-any-return]
+
+    def _declared(self) -> None:
+        lease = self.lease_length
+        if lease is not None:
+            assert self.release_within * 3 <= lease, (
+                f"release_within ({self.release_within}s) must be at most a third of "
+                f"lease_length ({lease}s): otherwise a lapsing lease passes for a release")
+            assert self._hold() >= 1.25 * lease, (
+                f"hold_budget ({self._hold()}s) must be at least 1.25 x lease_length ({lease}s)")
+
+    def _hold(self) -> float:
+        lease = self.lease_length or 0.0
+        return self.hold_budget if self.hold_budget is not None else 1.5 * lease
+
+    def _past_lease(self) -> float:
+        """How long to watch for redeliveries that must not happen: past one lease."""
+        lease = self.lease_length
+        return 0.5 if lease is None else lease * 1.2 + 0.3
+
+    # ---------------------------------------------------------------- tests
+
+    def test_delivers_every_message_once(self) -> None:
+        self._declared()
+        source = self.open_source(self.make_source(SAMPLE_BODIES))
         try:
-            got = receive_all(source, len(SAMPLE_BODIES))
-            assert sorted(m.body for m in got) == sorted(SAMPLE_BODIES)
+            first: list[Message] = []
+            deadline = time.monotonic() + 20
+            while not first and time.monotonic() < deadline:
+                first = list(source.receive(3, 1.0))
+                assert len(first) <= 3, f"receive(3) returned {len(first)} messages"
+            got = first + receive_all(source, len(SAMPLE_BODIES) - len(first),
+                                      self.receive_timeout)
+            assert sorted(m.body for m in got) == sorted(SAMPLE_BODIES), \
+                "bodies delivered differ from those published (lost, altered or duplicated)"
             assert all(m.id and m.size == len(m.body) for m in got)
             assert len({m.id for m in got}) == len(got), "message ids must be unique"
+            if self.counts_deliveries:
+                assert all(m.deliveries == 1 for m in got), \
+                    f"first deliveries must count 1: {[m.deliveries for m in got]}"
+            extra = receive_all(source, 1, timeout=0.5)
+            assert not extra, f"delivered again while held: {extra}"
             source.ack(got)
         finally:
             source.close()
 
-    def test_ack_then_close_releases_only_the_rest(self) -> None:
+    def test_acked_messages_stay_gone_past_the_lease(self) -> None:
+        """Acks reach the system: nothing comes back after a lease, to this or a new consumer."""
+        self._declared()
         opener = self.make_source(SAMPLE_BODIES)
-        source = opener()
-        got = receive_all(source, len(SAMPLE_BODIES))
+        source = self.open_source(opener)
+        try:
+            got = receive_all(source, len(SAMPLE_BODIES), self.receive_timeout)
+            assert len(got) == len(SAMPLE_BODIES)
+            source.ack(got[:10])
+            source.ack(got[10:])
+            back = receive_all(source, 1, timeout=self._past_lease())
+            assert not back, f"acked messages came back after the lease: {back}"
+            if self.reopen_resumes:
+                other = self.open_source(opener)
+                try:
+                    back = receive_all(other, 1, timeout=self.release_within)
+                    assert not back, f"acked messages reached a new consumer: {back}"
+                finally:
+                    other.close()
+        finally:
+            source.close()
+
+    def test_close_gives_messages_back_within_the_bound(self) -> None:
+        """What a closed consumer held reaches a new consumer within ``release_within``."""
+        self._declared()
+        opener = self.make_source(SAMPLE_BODIES)
+        source = self.open_source(opener)
+        got = receive_all(source, len(SAMPLE_BODIES), self.receive_timeout)
+        assert len(got) == len(SAMPLE_BODIES)
         half = len(got) // 2
         source.ack(got[:half])
-        source.close()  # must release the un-acked ones
         if not self.reopen_resumes:
-            return
-        again = opener()
+            source.close()
+            pytest.skip("reopen_resumes = False: a new consumer starts over")
+        again = self.open_source(opener)  # already running when the first one closes
         try:
-            back = receive_all(again, len(got) - half)
-            assert sorted(m.body for m in back) == sorted(m.body for m in got[half:])
-            assert not receive_all(again, 1, timeout=2.0), "acked messages came back"
+            source.close()  # must release the un-acked ones
+            back = receive_all(again, len(got) - half, timeout=self.release_within)
+            assert sorted(m.body for m in back) == sorted(m.body for m in got[half:]), (
+                f"close gave back {len(back)} of {len(got) - half} messages within "
+                f"{self.release_within}s (lease_length {self.lease_length}s)")
+            assert not receive_all(again, 1, timeout=0.3), "acked messages came back"
             again.ack(back)
         finally:
             again.close()
 
-    def test_nack_returns_messages(self) -> None:
-        source = self.make_source(SAMPLE_BODIES[:5])()
+    def test_nack_now_gives_messages_back_within_the_bound(self) -> None:
+        self._declared()
+        source = self.open_source(self.make_source(SAMPLE_BODIES[:5]))
         try:
-            got = receive_all(source, 5)
+            got = receive_all(source, 5, self.receive_timeout)
+            assert len(got) == 5
             source.nack(got, 0)
-            if self.redelivers:
-                back = receive_all(source, 5)
-                assert sorted(m.body for m in back) == sorted(m.body for m in got)
-                source.ack(back)
+            if not self.redelivers:
+                pytest.skip("redelivers = False")
+            back = receive_all(source, 5, timeout=self.release_within)
+            assert sorted(m.body for m in back) == sorted(m.body for m in got), (
+                f"nack(delay=0) gave back {len(back)} of 5 messages within "
+                f"{self.release_within}s (lease_length {self.lease_length}s)")
+            if self.counts_deliveries:
+                assert all((m.deliveries or 0) >= 2 for m in back), \
+                    f"a redelivered message must count 2+: {[m.deliveries for m in back]}"
+            source.ack(back)
+        finally:
+            source.close()
+
+    def test_nack_delay_is_honoured(self) -> None:
+        self._declared()
+        source = self.open_source(self.make_source(SAMPLE_BODIES[:3]))
+        try:
+            got = receive_all(source, 3, self.receive_timeout)
+            assert len(got) == 3
+            nacked_at = time.monotonic()
+            source.nack(got, self.nack_delay)
+            if not self.redelivers:
+                pytest.skip("redelivers = False")
+            if not self.honours_nack_delay:
+                pytest.skip("honours_nack_delay = False")
+            early = receive_all(source, 3, timeout=self.nack_delay * 0.75)
+            early_at = time.monotonic() - nacked_at
+            assert not early, (f"nacked with delay {self.nack_delay}s, back after "
+                               f"{early_at:.2f}s")
+            left = nacked_at + self.nack_delay + self.release_within - time.monotonic()
+            back = receive_all(source, 3, timeout=max(left, 0.1))
+            assert sorted(m.body for m in back) == sorted(m.body for m in got), (
+                f"{len(back)} of 3 back within {self.nack_delay}s + {self.release_within}s")
+            source.ack(back)
+        finally:
+            source.close()
+
+    def test_leases_are_renewed_while_held(self) -> None:
+        """Held past its lease length, a message reaches no other consumer (nor this one)."""
+        self._declared()
+        if self.lease_length is None:
+            pytest.skip("lease_length = None: the source has no leases")
+        if not self.reopen_resumes:
+            pytest.skip("reopen_resumes = False: no second consumer to check with")
+        opener = self.make_source(SAMPLE_BODIES[:6])
+        source = self.open_source(opener)
+        try:
+            got = receive_all(source, 6, self.receive_timeout)
+            assert len(got) == 6
+            again = receive_all(source, 1, timeout=self._hold())
+            assert not again, f"held {self._hold()}s, delivered again: {again}"
+            other = self.open_source(opener)
+            try:
+                stolen = receive_all(other, 1, timeout=self.release_within)
+                assert not stolen, (f"held {self._hold()}s (lease {self.lease_length}s), a "
+                                    f"new consumer got {stolen}: leases are not renewed")
+            finally:
+                other.close()
+            source.ack(got)
         finally:
             source.close()
 
     def test_close_is_idempotent(self) -> None:
-        source = self.make_source(SAMPLE_BODIES[:1])()
+        source = self.open_source(self.make_source(SAMPLE_BODIES[:1]))
         source.close()
         source.close()
+
+
+@dataclass
+class StoredObject:
+    """An object read back from a sink's system, with what the sink stored beside the bytes."""
+
+    data: bytes
+    content_type: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 class SinkContract:
-    """Conformance suite for a sink. Implement :meth:`make_sink` and :meth:`read_object`."""
+    """Conformance suite for a sink. Implement :meth:`make_sink` and :meth:`read_stored`.
+
+    * ``part_size``: the size at which the sink splits a file (S3 multipart part size, a block
+      size): files of 2.5 parts are written, so the multi-part code runs.
+    * ``stores_metadata = False``: the system keeps bytes only (a local directory); then the
+      content type and metadata checks are skipped with that reason.
+    """
+
+    part_size: int = 1 << 20
+    stores_metadata = True
 
     def make_sink(self) -> Sink:
         raise NotImplementedError
 
+    def read_stored(self, sink: Sink, key: str) -> StoredObject | None:
+        """Read ``key`` back from the system without the sink: bytes, content type and
+        metadata; None when nothing is visible there."""
+        raise NotImplementedError(
+            "declare how to read an object back with its content type and metadata: "
+            "implement read_stored(sink, key) -> StoredObject | None")
+
     def read_object(self, sink: Sink, key: str) -> bytes | None:
         """The committed bytes at ``key``, or None when nothing is visible there."""
-        raise NotImplementedError
+        stored = self.read_stored(sink, key)
+        return None if stored is None else stored.data
+
+    def open_sink(self) -> Sink:
+        return start_component(self.make_sink())  # type: ignore[no-any-return]
+
+    def _write(self, sink: Sink, key: str, data: bytes, content_type: str = "application/x-test",
+               metadata: Mapping[str, str] | None = None, chunk: int = 65_537) -> Any:
+        writer = sink.open(key, content_type, dict(metadata or {}))
+        for i in range(0, len(data), chunk):
+            writer.write(data[i:i + chunk])
+        return writer
 
     def test_commit_makes_bytes_visible(self) -> None:
-        sink = self.make_sink()
+        sink = self.open_sink()
         data = bytes(range(256)) * 1000
-        writer = sink.open("contract/a/one.bin", "application/octet-stream", {"k": "v"})
-        for i in range(0, len(data), 65536):
-            writer.write(data[i:i + 65536])
+        writer = self._write(sink, "contract/a/one.bin", data)
         assert self.read_object(sink, "contract/a/one.bin") is None, "visible before commit"
         writer.commit()
         assert self.read_object(sink, "contract/a/one.bin") == data
         assert "contract/a/one.bin" in sink.url("contract/a/one.bin")
         sink.close()
 
+    def test_content_type_and_metadata_are_stored(self) -> None:
+        sink = self.open_sink()
+        if not self.stores_metadata:
+            sink.close()
+            pytest.skip("stores_metadata = False")
+        meta = {"ingest-records": "42", "contract-check": "yes"}
+        writer = self._write(sink, "contract/m/meta.parquet", b"PAR1 contract PAR1",
+                             "application/vnd.apache.parquet", meta)
+        writer.commit()
+        stored = self.read_stored(sink, "contract/m/meta.parquet")
+        assert stored is not None and stored.data == b"PAR1 contract PAR1"
+        assert stored.content_type == "application/vnd.apache.parquet", \
+            f"content type stored: {stored.content_type!r}"
+        missing = {k: v for k, v in meta.items() if stored.metadata.get(k) != v}
+        assert not missing, f"metadata not stored: {missing} (read back {dict(stored.metadata)})"
+        sink.close()
+
+    def test_multi_part_file_round_trips(self) -> None:
+        """2.5 parts of bytes that never repeat: a dropped, repeated or reordered part shows."""
+        import random
+
+        size = int(self.part_size * 2.5) + 1234
+        data = random.Random(size).randbytes(size)
+        sink = self.open_sink()
+        writer = self._write(sink, "contract/big/file.bin", data, chunk=1 << 20)
+        assert self.read_object(sink, "contract/big/file.bin") is None, "visible before commit"
+        writer.commit()
+        back = self.read_object(sink, "contract/big/file.bin")
+        assert back is not None, "committed file is not visible"
+        assert len(back) == len(data), f"{len(back)} bytes stored of {len(data)}"
+        assert back == data, "stored bytes differ (a part dropped, repeated or reordered)"
+        sink.close()
+
     def test_abort_leaves_nothing(self) -> None:
-        sink = self.make_sink()
-        writer = sink.open("contract/b/aborted.bin", "application/octet-stream", {})
-        writer.write(b"x" * 100_000)
+        sink = self.open_sink()
+        writer = self._write(sink, "contract/b/aborted.bin", b"x" * 100_000)
         writer.abort()
         writer.abort()  # twice is safe
         assert self.read_object(sink, "contract/b/aborted.bin") is None
+        big = self._write(sink, "contract/b/big.bin", b"y" * int(self.part_size * 1.5),
+                          chunk=1 << 20)
+        big.abort()
+        assert self.read_object(sink, "contract/b/big.bin") is None, "aborted multi-part file"
+        sink.close()
+
+    def test_key_can_be_written_again_after_an_abort(self) -> None:
+        sink = self.open_sink()
+        first = self._write(sink, "contract/r/again.bin", b"aborted " * 1000)
+        first.abort()
+        second = self._write(sink, "contract/r/again.bin", b"committed " * 1000)
+        second.commit()
+        assert self.read_object(sink, "contract/r/again.bin") == b"committed " * 1000
         sink.close()
 
     def test_concurrent_writers(self) -> None:
-        sink = self.make_sink()
+        """Writers of one sink share nothing: 16 open at once, written in turns, committed
+        from 8 threads; then 16 written and committed wholly in parallel."""
+        sink = self.open_sink()
+        bodies = {i: str(i).encode() * 1000 for i in range(16)}
+        writers = {i: sink.open(f"contract/c/{i}.bin", "application/x-test", {})
+                   for i in bodies}
+        for start in range(0, 4000, 997):
+            for i, writer in writers.items():
+                if bodies[i][start:start + 997]:
+                    writer.write(bodies[i][start:start + 997])
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda w: w.commit(), writers.values()))
 
         def put(i: int) -> None:
-            w = sink.open(f"contract/c/{i}.bin", "application/octet-stream", {})
-            w.write(str(i).encode() * 1000)
+            w = self._write(sink, f"contract/d/{i}.bin", str(i).encode() * 1000, chunk=997)
             w.commit()
 
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(put, range(16)))
-        for i in range(16):
-            assert self.read_object(sink, f"contract/c/{i}.bin") == str(i).encode() * 1000
+        for i, body in bodies.items():
+            assert self.read_object(sink, f"contract/c/{i}.bin") == body, f"writer {i} (turns)"
+            assert self.read_object(sink, f"contract/d/{i}.bin") == body, f"writer {i} (parallel)"
         sink.close()
 
     def test_close_is_idempotent(self) -> None:
-        sink = self.make_sink()
+        sink = self.open_sink()
         sink.close()
         sink.close()
 

@@ -13,6 +13,9 @@ _DURATION_UNITS = {
     "": 1.0, "s": 1.0, "sec": 1.0, "ms": 0.001, "us": 1e-6, "m": 60.0, "min": 60.0,
     "h": 3600.0, "d": 86400.0,
 }
+#: How sizes and durations are written, declared once (``ingest --help``, errors, README).
+SIZE_FORMS = "5MiB, 512KB, 1GiB, or a bare number of bytes"
+DURATION_FORMS = "500ms, 30s, 5m, 1h, or a bare number of seconds"
 _NUMBER_UNIT = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([a-zA-Z]*)\s*$")
 
 
@@ -27,12 +30,13 @@ def parse_size(value: str | int | float) -> int:
     match = _NUMBER_UNIT.match(value)
     unit = match.group(2).lower() if match else None
     if match is None or unit not in _SIZE_UNITS:
-        raise ValueError(f"not a size: {value!r} (use bytes or a unit: 512KB, 5MiB, 1GiB)")
+        raise ValueError(f"not a size: {value!r} (use {SIZE_FORMS})")
     return int(float(match.group(1)) * _SIZE_UNITS[unit])
 
 
 def parse_duration(value: str | int | float) -> float:
-    """``'500ms'`` -> 0.5, ``'30s'`` -> 30.0, ``'5m'`` -> 300.0, ``12`` -> 12.0 seconds."""
+    """``'500ms'`` -> 0.5, ``'30s'`` -> 30.0, ``'5m'`` -> 300.0; a bare ``12`` or ``'12'`` is
+    12.0 seconds (see DURATION_FORMS)."""
     if isinstance(value, bool):
         raise ValueError(f"not a duration: {value!r}")
     if isinstance(value, int | float):
@@ -42,7 +46,7 @@ def parse_duration(value: str | int | float) -> float:
     match = _NUMBER_UNIT.match(value)
     unit = match.group(2).lower() if match else None
     if match is None or unit not in _DURATION_UNITS:
-        raise ValueError(f"not a duration: {value!r} (use a unit: 500ms, 30s, 5m, 1h)")
+        raise ValueError(f"not a duration: {value!r} (use {DURATION_FORMS})")
     return float(match.group(1)) * _DURATION_UNITS[unit]
 
 

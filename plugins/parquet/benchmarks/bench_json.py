@@ -1,4 +1,4 @@
-"""Decode+write throughput of the parquet encoder's JSON path against ../shared/bench/limit.py.
+"""Decode+write throughput of the parquet encoder's JSON path against benchmarks/limit.py.
 
     uv run python plugins/parquet/benchmarks/bench_json.py [N_EVENTS] [--repeat R]
 
@@ -11,20 +11,14 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
-import sys
 import time
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.json as pj
 import pyarrow.parquet as pq
 from parquet_ingestor.records import JsonLines
+from parquet_ingestor.sample import load_bodies
 from parquet_ingestor_parquet.encoder import ParquetEncoder
-
-sys.path.insert(0, os.environ.get(  # ../shared/bench beside the checkout
-    "BENCH_SHARED", str(Path(__file__).resolve().parents[4] / "shared" / "bench")))
-from gen_events import load_bodies  # noqa: E402
 
 LIMIT_SCHEMA = pa.schema([
     ("id", pa.string()), ("created_at", pa.timestamp("ms", tz="UTC")), ("user_id", pa.int64()),

@@ -10,8 +10,7 @@ import pytest
 from parquet_ingestor.batcher import BatchLimits
 from parquet_ingestor.pipeline import PipelineSettings
 from parquet_ingestor.retry import RetryPolicy
-from parquet_ingestor.testing import SinkContract, read_rows, run_pipeline
-from parquet_ingestor_s3.sink import S3Sink
+from parquet_ingestor.testing import read_rows, run_pipeline
 
 pytestmark = [pytest.mark.aws, pytest.mark.timeout(180)]
 MIB = 1024 * 1024
@@ -72,22 +71,3 @@ def test_pipeline_writes_parquet_read_back_row_by_row(make_sink, store):
     assert head["ContentType"] == "application/vnd.apache.parquet"
     table = pq.read_table(io.BytesIO(store.read(key)))
     assert table.to_pylist() == rows
-
-
-class TestS3SinkContract(SinkContract):
-    """The core's conformance suite for sinks, against moto."""
-
-    @pytest.fixture(autouse=True)
-    def _moto(self, moto_endpoint: str, store: Any) -> None:
-        self.endpoint = moto_endpoint
-        self.store = store
-
-    def make_sink(self) -> S3Sink:
-        return S3Sink(bucket=self.store.bucket, prefix="contract-root/",
-                      endpoint_url=self.endpoint)
-
-    def read_object(self, sink: Any, key: str) -> bytes | None:
-        full_key = sink.settings.object_key(key)
-        if full_key not in self.store.object_keys():
-            return None
-        return self.store.read(full_key)

@@ -12,18 +12,16 @@ from ..hookspecs import hookimpl
 from ..options import Option
 
 FILE_SOURCE_OPTIONS = (
-    Option("path", required=True,
+    Option("path", "path", required=True,
            help="JSON-lines file, directory, or glob (gzip files too); '-' reads stdin"),
-    Option("max_deliveries", "int", default=3, min=1,
-           help="times a nacked line is re-delivered before the run reports it failed"),
     Option("read_ahead", "size", default="4MiB", min=1,
            help="bytes of stdin read ahead of the pipeline (bounds memory with slow sinks)"),
-    Option("spill", default="ingest-unwritten-{time}-{pid}.jsonl",
+    Option("spill", "path", default="ingest-unwritten-{time}-{pid}.jsonl",
            help="file that lines read but not written (abort, failures) are saved to, "
                 "{time} and {pid} filled in; the log names it"),
 )
 JSON_OPTIONS = (
-    Option("schema", help="JSON file mapping column -> Arrow type, e.g. {\"user_id\": \"int64\"}"),
+    Option("schema", "path", help="JSON file mapping column -> Arrow type, e.g. {\"user_id\": \"int64\"}"),
     Option("lines", "bool", default=False, help="each message holds several JSON lines"),
     Option("add_attributes", "list", default=[],
            help="message attributes to add as columns: NAME (column _NAME) or NAME=COLUMN, "
@@ -33,7 +31,7 @@ JSONL_OPTIONS = (
     Option("compression", default="none", choices=("none", "gzip"), help="compress the output"),
 )
 FILE_SINK_OPTIONS = (
-    Option("path", required=True, help="root directory; nothing is written outside it"),
+    Option("path", "path", required=True, help="root directory; nothing is written outside it"),
     Option("fsync", "bool", default=True, help="fsync files and directories before commit"),
     Option("stale_temps", "duration", default="1h", min=0,
            help="at start, remove this sink's temporary files older than this, left by a "

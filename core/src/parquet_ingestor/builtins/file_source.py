@@ -29,7 +29,7 @@ from operator import attrgetter
 from typing import IO
 
 from ..errors import ConfigError
-from ..interfaces import BaseSource
+from ..interfaces import BaseSource, RunContext
 from ..message import Message
 from ..units import parse_size
 
@@ -119,6 +119,11 @@ class FileSource(BaseSource):
                 if handle is not sys.stdin.buffer:
                     handle.close()
                 self._open_file = None
+
+    def start(self, context: RunContext) -> None:
+        """A run's ``--max-deliveries`` bounds how often a nacked line comes again."""
+        if context.max_deliveries is not None:
+            self.max_deliveries = context.max_deliveries
 
     def receive(self, max_messages: int, timeout: float) -> Sequence[Message]:
         out = self._receive(max_messages, timeout)

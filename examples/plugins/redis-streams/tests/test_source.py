@@ -16,7 +16,13 @@ from parquet_ingestor_redis.source import RedisStreamsSource
 
 
 class TestRedisStreamsContract(SourceContract):
+    """Leases declared to the suite: claim_idle is the lease length; each consumer the suite
+    opens gets its own name, as separate processes would."""
+
     nack = "pending"
+    lease_length = 4.5
+    release_within = 1.5
+    nack_delay = 1.5
 
     @pytest.fixture(autouse=True)
     def _setup(self, redis_url: str, stream: str, plugin_registry: Any) -> None:
@@ -29,9 +35,10 @@ class TestRedisStreamsContract(SourceContract):
             client.xadd(self.stream, {"body": body})
         client.close()
         spec = self.registry.get("source", "redis-streams")
+        names = iter(range(1, 1000))
         options = {"url": self.url, "stream": self.stream, "block": "200ms",
-                   "claim_idle": "30s", "nack": self.nack}
-        return lambda: spec.create(options)
+                   "claim_idle": f"{self.lease_length:g}s", "nack": self.nack}
+        return lambda: spec.create({**options, "consumer": f"suite-{next(names)}"})
 
     def test_group_is_settled_after_a_full_round(self, client: redis.Redis) -> None:
         source = self.make_source([b'{"a": 1}', b'{"a": 2}'])()
@@ -198,7 +205,7 @@ def test_restart_with_the_same_consumer_name_reads_its_own_pending(
     crashed = RedisStreamsSource(stream=stream, url=redis_url, block=0.1, claim_idle=3600,
                                  consumer="fixed")
     got = receive_all(crashed, 3)
-    crashed._keeper.stop()  # simulate a crash: no close(), nothing released
+    crashed._held.stop()  # simulate a crash: no close(), nothing released
     restarted = RedisStreamsSource(stream=stream, url=redis_url, block=0.1, claim_idle=3600,
                                    consumer="fixed")
     back = receive_all(restarted, 3, timeout=5)

@@ -17,11 +17,3 @@ def ingest_register_sources(register: Any) -> None:
         options=SQS_OPTIONS,
         help="Amazon SQS: long polling, leases extended while batches fill, batch acks",
     )
-
-
-@hookimpl
-def ingest_register_commands(cli: Any) -> None:
-    """``ingest demo``: SQS -> Parquet -> S3 on a local emulator (the ``demo`` extra)."""
-    from .demo import demo_command
-
-    cli.add_command(demo_command)

@@ -5,9 +5,11 @@
   At start, entries this consumer name already holds (a restart with a fixed ``consumer``) are
   read again first (XREADGROUP ``0``).
 * ack: XACK (and XDEL with ``delete``), called by the pipeline only after the file is written.
-* nack: the entry stays pending, so it is never lost; it comes back after the nack delay (from
-  this process) or, without a delay, after ``claim_idle`` (from any consumer). With
-  ``nack=readd`` it is re-added at the end of the stream and the old entry acknowledged.
+* nack: the entry stays pending, so it is never lost; with a delay it comes back from this
+  process once the delay passed (kept ours meanwhile); without one (``delay=None``) after
+  ``claim_idle``, from any consumer, or with ``nack=readd`` it is re-added at the end of the
+  stream and the old entry acknowledged. The bookkeeping is the core's
+  :class:`~parquet_ingestor.redelivery.HeldMessages`.
 * close: every entry this consumer still owns is marked long idle, so the next XAUTOCLAIM of
   any consumer takes it over at once. Consumer names must be unique per process (the default
   HOSTNAME-PID is).
@@ -22,17 +24,14 @@ import json
 import logging
 import os
 import socket
-import threading
 import time
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 from parquet_ingestor import BaseSource, ConfigError, Message
-
-from .leases import LeaseKeeper
+from parquet_ingestor.redelivery import HeldMessages
 
 log = logging.getLogger(__name__)
 WHERE = "source 'redis-streams'"
@@ -89,15 +88,14 @@ class RedisStreamsSource(BaseSource):
         self.field = field.encode()
         self.delete = delete
         self.nack_mode = nack
-        self._lock = threading.Lock()  # ack/nack arrive from the pipeline's flush threads
-        self._leased: dict[str, Message] = {}  # handed out, not settled
-        self._again: deque[tuple[float, Message]] = deque()  # nacked with a delay: (due, msg)
+        # handed out and not settled, nacked ones waiting for their delay, and the thread that
+        # keeps them ours (XCLAIM JUSTID every claim_idle / 3): the core's redelivery helper
+        self._held = HeldMessages(self._touch, max(claim_idle / 3.0, 0.01), "redis-lease-keeper")
         self._started = False
         self._history: str | None = "0"  # own pending entries to re-read at start, from this id
         self._claim_cursor = "0-0"
         self._next_claim = 0.0
         self._closed = False
-        self._keeper = LeaseKeeper(max(claim_idle / 3.0, 0.01), self._held, self._touch)
 
     # ---------------------------------------------------------------- receive
 
@@ -106,16 +104,14 @@ class RedisStreamsSource(BaseSource):
             return []
         if not self._started:
             self._start()
-        out = self._due_again(max_messages)
+        out = self._held.due(max_messages)
         if not out and self._history is not None:
             out = self._read_history(max_messages)
         if not out and time.monotonic() >= self._next_claim:
             out = self._claim(max_messages)
         if not out:
             out = self._read_new(max_messages, min(self.block, timeout))
-        with self._lock:
-            for message in out:
-                self._leased[message.id] = message
+        self._held.lease(out, count=False)  # the core counts deliveries
         return out
 
     def _start(self) -> None:
@@ -126,16 +122,8 @@ class RedisStreamsSource(BaseSource):
                 if not str(exc).startswith("BUSYGROUP"):
                     raise ConfigError(f"{WHERE}: cannot create group {self.group!r} on "
                                       f"{self.stream!r}: {exc}") from None
-        self._keeper.start()
+        self._held.start()
         self._started = True
-
-    def _due_again(self, limit: int) -> list[Message]:
-        out: list[Message] = []
-        now = time.monotonic()
-        with self._lock:
-            while self._again and len(out) < limit and self._again[0][0] <= now:
-                out.append(self._again.popleft()[1])
-        return out
 
     def _read_history(self, limit: int) -> list[Message]:
         """Entries already delivered to this consumer name (we restarted); once, at start."""
@@ -156,7 +144,7 @@ class RedisStreamsSource(BaseSource):
         self._claim_cursor = cursor
         if cursor == "0-0":  # a full pass over the pending list: rest until the next one
             self._next_claim = time.monotonic() + min(self.claim_idle / 2.0, 30.0)
-        held = set(self._held())  # our own entries, if they ever went idle that long
+        held = {m.id for m in self._held.held()}  # ours, if they ever went idle that long
         fresh = [(_text(i), f) for i, f in claimed if _text(i) not in held]
         if fresh:
             log.info("took over %d entries idle longer than %.1fs", len(fresh), self.claim_idle)
@@ -213,20 +201,15 @@ class RedisStreamsSource(BaseSource):
             if self.delete:
                 pipe.xdel(self.stream, *chunk)
             pipe.execute()
-        with self._lock:
-            for message in messages:
-                self._leased.pop(message.id, None)
+        self._held.settle(messages)
 
     def nack(self, messages: Sequence[Message], delay: float | None = None) -> None:
-        if self.nack_mode == "readd":
+        if delay is not None:  # redeliver from here after the delay; kept ours meanwhile
+            self._held.nack(messages, delay)
+        elif self.nack_mode == "readd":
             self._readd(messages)
-            return
-        with self._lock:
-            for message in messages:
-                self._leased.pop(message.id, None)
-                if delay is not None:  # redeliver from here; the keeper keeps it ours meanwhile
-                    self._again.append((time.monotonic() + delay, message))
-        # without a delay: no longer kept alive, so an XAUTOCLAIM takes it after claim_idle
+        else:  # no longer kept alive, so an XAUTOCLAIM takes it after claim_idle
+            self._held.forget(messages)
 
     def _readd(self, messages: Sequence[Message]) -> None:
         """XADD a copy at the end of the stream and XACK the original, atomically."""
@@ -238,9 +221,7 @@ class RedisStreamsSource(BaseSource):
             if self.delete:
                 pipe.xdel(self.stream, entry.id)
         pipe.execute()
-        with self._lock:
-            for message in messages:
-                self._leased.pop(message.id, None)
+        self._held.forget(messages)
 
     def close(self) -> None:
         """Hand back every entry this consumer owns (marked long idle), then disconnect.
@@ -251,10 +232,7 @@ class RedisStreamsSource(BaseSource):
         if self._closed:
             return
         self._closed = True
-        self._keeper.stop()
-        with self._lock:
-            self._leased.clear()
-            self._again.clear()
+        self._held.release()  # stops the keeper; the entries are released below
         released = 0
         try:
             if self._started:
@@ -283,12 +261,9 @@ class RedisStreamsSource(BaseSource):
 
     # ---------------------------------------------------------------- leases
 
-    def _held(self) -> list[str]:
-        with self._lock:
-            return list(self._leased) + [m.id for _, m in self._again]
-
-    def _touch(self, ids: Sequence[str]) -> None:
-        self.client.xclaim(self.stream, self.group, self.consumer, 0, list(ids), justid=True)
+    def _touch(self, messages: Sequence[Message]) -> None:
+        self.client.xclaim(self.stream, self.group, self.consumer, 0, [m.id for m in messages],
+                           justid=True)
 
 
 def _text(value: bytes | str) -> str:

@@ -2,22 +2,31 @@
 
 Starts moto's server on loopback, creates a queue (with a dead-letter queue) and a bucket, sends
 sample events (a few malformed on purpose), runs the pipeline with the live status, then shows
-the files written, a preview of their rows and where the rejected messages went.
-Needs the ``demo`` extra: ``pip install 'parquet-ingestor[demo]'``.
+the files written, a preview of their rows and where the rejected messages went. ``--keep DIR``
+copies the bucket into DIR and ends with a command that reads it back once the emulator is gone.
+
+The command is part of the core so it exists with the core alone; it then says what it needs
+(the bundled sqs, s3 and parquet plugins and moto's server: the ``demo`` extra). boto3, moto and
+pyarrow are imported only when it runs.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import logging
 import os
-import random
+import shlex
+import shutil
 import socket
-from datetime import UTC, datetime, timedelta
+import sys
+from pathlib import Path
 from typing import Any
 
 import click
+
+from .plugins import Kind, Registry, bundled_with, get_registry
 
 BUCKET = "demo-lake"
 QUEUE = "demo-events"
@@ -27,28 +36,25 @@ MALFORMED = [
     "[1, 2, 3]",
     '{"id": "only-a-key"} trailing words',
 ]
+#: the components the demo runs with; each comes with a bundled plugin
+NEEDS: tuple[tuple[Kind, str], ...] = (("source", "sqs"), ("encoder", "parquet"), ("sink", "s3"))
+EXTRA = "pip install 'parquet-ingestor[demo]'"
 
 
-def sample_events(count: int, seed: int = 7) -> list[dict[str, Any]]:
-    """Realistic-looking events spread over the last three hours."""
-    rng = random.Random(seed)
-    now = datetime.now(UTC)
-    types = ["page_view", "click", "add_to_cart", "purchase", "signup"]
-    countries = ["US", "GB", "DE", "FR", "JP", "BR", "IN"]
-    return [
-        {
-            "id": f"evt-{i:06d}",
-            "created_at": (now - timedelta(seconds=rng.randrange(3 * 3600))).isoformat(
-                timespec="milliseconds").replace("+00:00", "Z"),
-            "user_id": rng.randrange(1, 1 << 36),
-            "type": rng.choice(types),
-            "amount": round(rng.random() * 200, 2),
-            "country": rng.choice(countries),
-            "tags": rng.sample(["web", "ios", "android", "promo", "vip"], rng.randrange(3)),
-            "ctx": {"ip": f"10.0.{rng.randrange(256)}.{rng.randrange(1, 255)}", "ua": "demo/1.0"},
-        }
-        for i in range(count)
-    ]
+def missing_requirements(registry: Registry) -> list[str]:
+    """What this environment lacks for the demo, one phrase each (empty: ready to run)."""
+    missing = []
+    for kind, name in NEEDS:
+        if name not in registry.components[kind]:
+            bundled = bundled_with(kind, name)
+            why = registry.missing_hint(bundled) if bundled else ""
+            missing.append(f"the {name} {kind}" + ("" if why.startswith("it comes with")
+                                                   else f" ({why})"))
+    try:
+        import moto.server  # type: ignore[import-untyped]  # noqa: F401
+    except ImportError:
+        missing.append("moto's server")
+    return missing
 
 
 def _free_port() -> int:
@@ -61,18 +67,31 @@ def _free_port() -> int:
 @click.option("--events", default=5000, show_default=True, help="sample events to send")
 @click.option("--per-message", default=50, show_default=True,
               help="events packed as JSON lines into each SQS message")
-def demo_command(events: int, per_message: int) -> None:
-    """Run SQS -> Parquet -> S3 against a local AWS emulator (no account needed)."""
-    try:
-        from moto.server import ThreadedMotoServer
-    except ImportError:
+@click.option("--keep", "keep", metavar="DIR", default=None,
+              help="copy the bucket (events/ and errors/) into DIR before the emulator stops")
+def demo_command(events: int, per_message: int, keep: str | None) -> None:
+    """Run SQS -> Parquet -> S3 against a local AWS emulator (no account needed).
+
+    Needs the sqs, s3 and parquet plugins and moto's server, which come with:
+
+    \b
+        pip install 'parquet-ingestor[demo]'
+    """
+    registry = get_registry()
+    missing = missing_requirements(registry)
+    if missing:
         raise click.ClickException(
-            "the demo needs moto's server: pip install 'parquet-ingestor[demo]'") from None
+            f"the demo needs the sqs, s3 and parquet plugins and moto's server; missing here: "
+            f"{', '.join(missing)} ({EXTRA})")
+    if events < 1 or per_message < 1:
+        raise click.BadParameter("--events and --per-message must be at least 1")
     import boto3
-    from parquet_ingestor.cli import _run
-    from parquet_ingestor.config import ComponentChoice, RunConfig, build_pipeline
-    from parquet_ingestor.logs import setup_logging
-    from parquet_ingestor.plugins import get_registry
+    from moto.server import ThreadedMotoServer
+
+    from .cli import _run
+    from .config import ComponentChoice, RunConfig, build_pipeline
+    from .logs import setup_logging
+    from .sample import iter_events
 
     port = _free_port()
     endpoint = f"http://127.0.0.1:{port}"
@@ -92,14 +111,13 @@ def demo_command(events: int, per_message: int) -> None:
             "Attributes"]["QueueArn"]
         queue_url = sqs.create_queue(QueueName=QUEUE, Attributes={"RedrivePolicy": json.dumps(
             {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"})})["QueueUrl"]
-        rows = sample_events(events)
-        bodies = ["\n".join(json.dumps(r) for r in rows[i:i + per_message])
-                  for i in range(0, len(rows), per_message)]
+        lines = [body.decode() for body in iter_events(events)]
+        bodies = ["\n".join(lines[i:i + per_message]) for i in range(0, len(lines), per_message)]
         bodies[len(bodies) // 3:len(bodies) // 3] = MALFORMED
         for i in range(0, len(bodies), 10):
             sqs.send_message_batch(QueueUrl=queue_url, Entries=[
                 {"Id": str(j), "MessageBody": body} for j, body in enumerate(bodies[i:i + 10])])
-        click.echo(f"sent {len(rows):,} events in {len(bodies) - len(MALFORMED)} messages, "
+        click.echo(f"sent {len(lines):,} events in {len(bodies) - len(MALFORMED)} messages, "
                    f"plus {len(MALFORMED)} malformed messages, to {queue_url}")
 
         config = RunConfig(
@@ -116,10 +134,15 @@ def demo_command(events: int, per_message: int) -> None:
         )
         setup_logging("WARNING")
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        pipeline = build_pipeline(config, get_registry())
+        pipeline = build_pipeline(config, registry)
         click.echo("running SQS -> Parquet -> S3 ...")
         code = _run(pipeline, {})
         _show_results(s3)
+        if keep is not None:
+            _keep(s3, Path(keep))
+        else:
+            click.echo("\nThe emulator, and the files with it, go away now; "
+                       "`ingest demo --keep DIR` keeps a copy.")
         if code:
             raise SystemExit(code)
     finally:
@@ -148,7 +171,7 @@ def _show_results(s3: Any) -> None:
         table = pq.read_table(io.BytesIO(data)).select(
             ["id", "created_at", "type", "amount", "country"]).slice(0, 5)
         click.echo(f"\nPreview of s3://{BUCKET}/{sorted(files)[0]}:")
-        click.echo(table.to_pandas().to_string(index=False) if _has_pandas() else
+        click.echo(table.to_pandas().to_string(index=False) if importlib.util.find_spec("pandas") is not None else
                    "\n".join(str(r) for r in table.to_pylist()))
     click.echo(f"\nRejected messages went to the error sink ({len(errors)} file(s)):")
     for key in errors:
@@ -160,9 +183,26 @@ def _show_results(s3: Any) -> None:
             click.echo(f"    {record['reason'][:60]!s:<60}  body: {snippet!r}")
 
 
-def _has_pandas() -> bool:
-    try:
-        import pandas  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def _keep(s3: Any, folder: Path) -> None:
+    """Copy every object of the demo bucket into ``folder`` (same keys), then say how to read it."""
+    count = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
+        for obj in page.get("Contents", []):
+            target = folder / obj["Key"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read())
+            count += 1
+    code = (f"import pyarrow.parquet as pq; t = pq.read_table({json.dumps(str(folder / 'events'))}); "
+            'print(t.num_rows, "rows"); '
+            '[print(r) for r in t.select(["id", "created_at", "type", "amount"]).to_pylist()[:3]]')
+    click.echo(f"\nKept {count} file(s) in {folder}/ (events/ and errors/, as in the bucket).")
+    click.echo("Read them back, with the emulator gone:")
+    click.echo(f"  {_python()} -c {shlex.quote(code)}")
+
+
+def _python() -> str:
+    """``python`` when that is this interpreter on PATH, else this interpreter's path."""
+    found = shutil.which("python")
+    if found and os.path.realpath(found) == os.path.realpath(sys.executable):
+        return "python"
+    return shlex.quote(sys.executable)
