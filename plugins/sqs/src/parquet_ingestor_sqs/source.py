@@ -124,6 +124,7 @@ class SqsSource(BaseSource):
         self._metrics: Any = None
         self._fatal: ConfigError | None = None  # set when the queue turns out deleted
         self._awaiting: set[str] = set()  # nacked, to be delivered again, not received since
+        self._unacked_written: set[str] = set()  # written, but the delete failed
         self._max_receive = _max_receive_count(self.queue_attributes)
         self._receive_params: dict[str, Any] = {
             "QueueUrl": self._url,
@@ -417,8 +418,14 @@ class SqsSource(BaseSource):
         if not failures:
             self._table.settle(leases)
             self._count("acked", len(leases))
+            if self._unacked_written:  # a retried delete went through
+                with self._stats_lock:
+                    self._unacked_written.difference_update(m.id for m in messages)
             return
         failed_ids = {id(f.lease) for f in failures}
+        with self._stats_lock:  # written: a nack of these after the failed delete is no work left
+            if len(self._unacked_written) < MAX_AWAITING:
+                self._unacked_written.update(f.lease.message_id for f in failures)
         self._table.settle(lease for lease in leases if id(lease) not in failed_ids)
         self._count("acked", len(leases) - len(failed_ids))
         self._count("ack_failures", len(failed_ids))
@@ -458,6 +465,11 @@ class SqsSource(BaseSource):
         limit = self._max_receive
         with self._stats_lock:
             for message in messages:
+                if message.id in self._unacked_written:
+                    # written, only its delete failed: it may be gone already (the answer was
+                    # lost) or come back as a duplicate; either way no work is left
+                    self._unacked_written.discard(message.id)
+                    continue
                 count = message.attributes.get("approximate_receive_count")
                 if limit and isinstance(count, int) and count >= limit:
                     continue
