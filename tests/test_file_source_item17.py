@@ -48,7 +48,8 @@ def test_a_full_disk_logs_per_batch_not_per_line(
     proc = run_ingest("--source", "file", "--source-opt", f"path={src}", "--sink", "fulldisk",
                       "--sink-opt", f"path={tmp_path / 'out'}", "--encoder", "jsonl",
                       "--write-attempts", "1", "--batch-max-records", "1000",
-                      "--max-deliveries", "3", pythonpath=[site])
+                      "--max-deliveries", "3",
+                      pythonpath=[site])
     assert proc.returncode == 1, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if " ERROR " in line]
     assert len(errors) < 50, f"{len(errors)} ERROR lines for 5000 input lines"

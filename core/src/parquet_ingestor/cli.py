@@ -182,12 +182,6 @@ def _run(pipeline: Any, values: dict[str, Any], early: SignalPolicy | None = Non
     )
     if pipeline.aborted:
         return 130
-    given_back = getattr(pipeline, "given_back", 0)
-    if pipeline.stopped_reason == "idle" and given_back:
-        log.error("%d messages given back to the source unwritten were not seen again before "
-                  "the run went idle: they are still in the source (waiting for their retry "
-                  "delay) or its dead-letter queue; exit 1", given_back)
-        return 1
     failed = getattr(pipeline.source, "failed", None)
     if failed:
         hint = ("" if getattr(pipeline, "error_sink", None) is not None else
@@ -200,6 +194,12 @@ def _run(pipeline: Any, values: dict[str, Any], early: SignalPolicy | None = Non
         log.error("%d message(s) rejected on %d deliveries or more went back to the source "
                   "unwritten (no --error-sink); they are still there", pipeline.poisoned,
                   pipeline.settings.max_deliveries)
+        return 1
+    pending = getattr(pipeline.source, "pending_redelivery", 0)
+    if pipeline.stopped_reason == "idle" and pending:
+        log.error("%d messages given back to the source unwritten were not seen again before "
+                  "the run went idle: they are still in the queue, waiting for their retry "
+                  "delay; exit 1", pending)
         return 1
     return 0
 

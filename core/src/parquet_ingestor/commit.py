@@ -37,8 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("parquet_ingestor")
 
 MANIFEST_SUFFIX = ".manifest.json"
-#: most message ids remembered as given back and not acknowledged since (memory stays bounded)
-MAX_GIVEN_BACK_IDS = 100_000
 
 
 @dataclass
@@ -313,8 +311,6 @@ class Committer:
         self.gate = CommitGate(pipeline.abort_event)
         self._batch_ids = iter(range(1, 1 << 62))
         self._bytes_per_row = 0.0
-        self._given_back: set[str] = set()  # ids nacked and not acked since (bounded)
-        self._given_back_lock = threading.Lock()
         self.open_files = OpenFiles(self)
         self._held_bytes = 0  # input bytes of unsettled batches whose bodies are kept
         self._held_lock = threading.Lock()
@@ -586,8 +582,7 @@ class Committer:
             again, poison, new = p.poison.sort(rejections)
             result.nacked += self.release(again)
             for delay in sorted({d for _, d in poison}):  # growing delays, never a hot loop
-                result.nacked += self.release([m for m, d in poison if d == delay], delay,
-                                              track=False)
+                result.nacked += self.release([m for m, d in poison if d == delay], delay)
             if new:
                 p.metrics.incr("poisoned", new)
             p.call_hook("ingest_messages_rejected", rejections=rejections, destination="source")
@@ -642,27 +637,20 @@ class Committer:
                 attempt, what=f"ack of {len(messages)} messages",
                 on_retry=lambda n, exc: p.metrics.incr("ack_retries"))
         except Exception as exc:  # noqa: BLE001
-            self._settled(messages)
             p.metrics.incr("ack_failures", len(pending))
             log.error("could not acknowledge %d messages (they will be delivered again, "
                       "possible duplicates): %s", len(pending), exc)
             acked = len(messages) - len(pending)
             # stop holding them: a source that keeps leases alive would hide them forever
-            self.release(pending, track=False)
+            self.release(pending)
         else:
-            self._settled(messages)
             acked = len(messages)
         p.metrics.incr("acked", acked)
         p.metrics.progress()
         return acked
 
-    def release(self, messages: Sequence[Message], delay: float | None = None, *,
-                track: bool = True) -> int:
-        """Give messages back to the source (nack) so they are delivered again (after
-        ``delay``; None: the source's own). Tracked ones are remembered as given back
-        unwritten until acknowledged (:attr:`given_back`), unless the source's dead-letter queue
-        takes them now; not tracked: written ones whose ack failed, and poison ones (the
-        poison rules report those)."""
+    def release(self, messages: Sequence[Message], delay: float | None = None) -> int:
+        """Give messages back to the source (nack) so they are delivered again."""
         if not messages:
             return 0
         p = self.pipeline
@@ -672,33 +660,10 @@ class Committer:
             log.warning("nack of %d messages failed (they return when their lease lapses): %s",
                         len(messages), exc)
         p.metrics.incr("nacked", len(messages))
-        if track:
-            limit = getattr(p.source, "dead_letter_after", None)  # see Source.dead_letter_after
-            with self._given_back_lock:
-                ids = self._given_back
-                for message in messages:
-                    if limit and (message.deliveries or 0) >= limit:
-                        ids.discard(message.id)  # in the dead-letter queue now, not the source
-                    elif len(ids) < MAX_GIVEN_BACK_IDS:
-                        ids.add(message.id)
         return len(messages)
-
-    def _settled(self, messages: Sequence[Message]) -> None:
-        """Messages given back earlier and now acknowledged are no longer outstanding."""
-        if self._given_back:
-            with self._given_back_lock:
-                self._given_back.difference_update(map(_ID, messages))
-
-    @property
-    def given_back(self) -> int:
-        """Messages given back (nacked) unwritten and not acknowledged since, up to
-        MAX_GIVEN_BACK_IDS: at the end of an idle run, work left in the source."""
-        with self._given_back_lock:
-            return len(self._given_back)
 
 
 _BODY = attrgetter("body")
-_ID = attrgetter("id")
 
 
 def total_size(messages: Sequence[Message]) -> int:

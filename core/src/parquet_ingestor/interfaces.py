@@ -87,10 +87,6 @@ class Source(Protocol):
         """Release every message still leased and free resources. Idempotent."""
         ...
 
-    # Optional: ``dead_letter_after: int | None``, the delivery count at which a message given
-    # back goes to the source's dead-letter queue (SQS: the redrive policy's maxReceiveCount).
-    # Such a message is not counted as left in the source when an idle run ends.
-
     @property
     def exhausted(self) -> bool:
         """True once a finite source (a file) has nothing more to give."""

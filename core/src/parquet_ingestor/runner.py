@@ -83,10 +83,10 @@ class Pipeline:
         self._busy = 0
         self._busy_lock = threading.Lock()
         self._commit = Committer(self)
+        self._source_stopped = False
         #: rejected messages given back to the source: their redeliveries are recognized (one
         #: warning per message, not per delivery) and poison ones are held off (--max-deliveries)
         self.poison = PoisonGuard(self.settings.max_deliveries)
-        self._source_stopped = False
         self.stopped_reason = ""
         self._check_hold_budget()
 
@@ -120,12 +120,6 @@ class Pipeline:
     @property
     def aborted(self) -> bool:
         return self._abort.is_set()
-
-    @property
-    def given_back(self) -> int:
-        """Messages given back to the source (nacked) and not acknowledged since: at the end
-        of an ``exit_when_idle`` run they are still in the source (or its dead-letter queue)."""
-        return self._commit.given_back
 
     @property
     def abort_event(self) -> threading.Event:

@@ -16,7 +16,7 @@ FILE_SOURCE_OPTIONS = (
            help="JSON-lines file, directory, or glob (gzip files too); '-' reads stdin"),
     Option("read_ahead", "size", default="4MiB", min=1,
            help="bytes of stdin read ahead of the pipeline (bounds memory with slow sinks)"),
-    Option("spill", default="ingest-unwritten-{time}-{pid}.jsonl",
+    Option("spill", "path", default="ingest-unwritten-{time}-{pid}.jsonl",
            help="file that lines read but not written (abort, failures) are saved to, "
                 "{time} and {pid} filled in; the log names it"),
 )

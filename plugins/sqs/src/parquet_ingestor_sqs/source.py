@@ -35,6 +35,7 @@ log = logging.getLogger("parquet_ingestor_sqs")
 LEASE_SAFETY = 5.0  # seconds kept clear of SQS's 12-hour visibility limit
 EXTEND_WORKERS = 8  # concurrent ChangeMessageVisibilityBatch calls per lease round or release
 CLOSE_JOIN_TIMEOUT = 0.5  # how long close() waits for the lease thread
+MAX_AWAITING = 100_000  # nacked message ids remembered until received again (bounded memory)
 CLOSE_POLL_MARGIN = 5.0  # close() waits for open long polls: wait_time plus this
 STAT_NAMES = (
     "received",
@@ -63,6 +64,10 @@ class SqsSource(BaseSource):
     ``client`` replaces the boto3 client (tests, benchmarks). ``stats`` counts what happened;
     ``lease_extensions`` also goes to ``context.metrics.incr`` when started.
     """
+
+    #: seconds a message can be held: SQS ends a message's invisibility 12 hours after it was
+    #: received, so files holding its rows commit before then (10 minutes to spare)
+    hold_budget: float = MAX_VISIBILITY - 600
 
     def __init__(
         self,
@@ -104,9 +109,6 @@ class SqsSource(BaseSource):
         if settings.check_queue:
             self.queue_attributes = queue_attributes(self.client, settings)
             self.fifo = self.fifo or self.queue_attributes.get("FifoQueue") == "true"
-        #: the redrive policy's maxReceiveCount: a message delivered that often goes to the
-        #: dead-letter queue when given back, so the pipeline does not count it as outstanding
-        self.dead_letter_after = dead_letter_after(self.queue_attributes)
         # One poller on FIFO queues: two could interleave the batches of one message group.
         self.poller_count = 1 if self.fifo else settings.pollers
         self.stats: dict[str, int] = dict.fromkeys(STAT_NAMES, 0)
@@ -125,6 +127,9 @@ class SqsSource(BaseSource):
         self._closed = False
         self._metrics: Any = None
         self._fatal: ConfigError | None = None  # set when the queue turns out deleted
+        self._awaiting: set[str] = set()  # nacked, to be delivered again, not received since
+        self._unacked_written: set[str] = set()  # written, but the delete failed
+        self._max_receive = _max_receive_count(self.queue_attributes)
         self._receive_params: dict[str, Any] = {
             "QueueUrl": self._url,
             "WaitTimeSeconds": settings.wait_time,
@@ -298,6 +303,9 @@ class SqsSource(BaseSource):
                 lease.settled = True
             self._count("released", self._change_visibility(leases, 0, "release"))
             return
+        if self._awaiting:
+            with self._stats_lock:
+                self._awaiting.difference_update(entry["MessageId"] for entry in entries)
         if again:
             self._count("leases_lost", again)
             self._count("received_in_flight", again)
@@ -414,8 +422,14 @@ class SqsSource(BaseSource):
         if not failures:
             self._table.settle(leases)
             self._count("acked", len(leases))
+            if self._unacked_written:  # a retried delete went through
+                with self._stats_lock:
+                    self._unacked_written.difference_update(m.id for m in messages)
             return
         failed_ids = {id(f.lease) for f in failures}
+        with self._stats_lock:  # written: a nack of these after the failed delete is no work left
+            if len(self._unacked_written) < MAX_AWAITING:
+                self._unacked_written.update(f.lease.message_id for f in failures)
         self._table.settle(lease for lease in leases if id(lease) not in failed_ids)
         self._count("acked", len(leases) - len(failed_ids))
         self._count("ack_failures", len(failed_ids))
@@ -439,6 +453,32 @@ class SqsSource(BaseSource):
         self._table.settle(leases)
         self._change_visibility(leases, seconds, "nack")
         self._count("nacked", len(leases))
+        self._await_redelivery(messages)
+
+    @property
+    def pending_redelivery(self) -> int:
+        """Messages nacked that SQS will deliver again (not bound for the dead-letter queue)
+        and that were not received since: an ``--exit-when-idle`` run that ends with some
+        has left work in the queue, and exits 1."""
+        with self._stats_lock:
+            return len(self._awaiting)
+
+    def _await_redelivery(self, messages: Sequence[Message]) -> None:
+        """Remember nacked messages until received again; not those whose receive count has
+        reached the redrive policy's maxReceiveCount (SQS moves them to the DLQ instead)."""
+        limit = self._max_receive
+        with self._stats_lock:
+            for message in messages:
+                if message.id in self._unacked_written:
+                    # written, only its delete failed: it may be gone already (the answer was
+                    # lost) or come back as a duplicate; either way no work is left
+                    self._unacked_written.discard(message.id)
+                    continue
+                count = message.attributes.get("approximate_receive_count")
+                if limit and isinstance(count, int) and count >= limit:
+                    continue
+                if len(self._awaiting) < MAX_AWAITING:
+                    self._awaiting.add(message.id)
 
     # --------------------------------------------------------------------------- internals
 
@@ -485,14 +525,13 @@ class SqsSource(BaseSource):
                 log.debug("sqs: metrics.incr(%r) failed", name, exc_info=True)
 
 
+def _max_receive_count(attributes: Mapping[str, str]) -> int:
+    """maxReceiveCount of the queue's redrive policy (0: none, or unknown)."""
+    try:
+        return int(json.loads(attributes.get("RedrivePolicy") or "{}").get("maxReceiveCount", 0))
+    except (ValueError, TypeError, AttributeError):
+        return 0
+
+
 def _delete_entry(id_: str, lease: Lease) -> dict[str, Any]:
     return {"Id": id_, "ReceiptHandle": lease.receipt_handle}
-
-
-def dead_letter_after(attributes: dict[str, str]) -> int | None:
-    """maxReceiveCount of the queue's redrive policy, or None without a dead-letter queue."""
-    try:
-        policy = json.loads(attributes.get("RedrivePolicy") or "{}")
-        return int(policy["maxReceiveCount"]) or None
-    except (ValueError, KeyError, TypeError):
-        return None
