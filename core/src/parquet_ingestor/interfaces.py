@@ -59,7 +59,11 @@ class Source(Protocol):
     12 h visibility cap less a margin; files that outlive a batch commit before it runs out)
     and ``settles_without_body`` (True when ``ack``/``nack`` need only a message's id,
     attributes and handle: the pipeline then drops the bodies of messages whose rows wait in
-    open files, so memory holds encoded rows rather than the input).
+    open files, so memory holds encoded rows rather than the input). Optional methods and
+    properties: ``stop_reading()`` for a source that cannot redeliver (stdin, files): a drain
+    calls it, then receives until the source is exhausted, so every line read is written;
+    ``pending_redelivery`` (int) for a source that can tell which nacked messages it will
+    deliver again: an ``--exit-when-idle`` run that ends with some exits 1.
     """
 
     def receive(self, max_messages: int, timeout: float) -> Sequence[Message]:
