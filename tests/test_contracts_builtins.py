@@ -26,7 +26,6 @@ from parquet_ingestor.testing import (
 
 class TestFileSourceContract(SourceContract):
     reopen_resumes = False  # a new reader of a file starts at its first line
-    honours_nack_delay = False  # FileSource queues a nacked line again at once (follow-up)
 
     @pytest.fixture(autouse=True)
     def _tmp(self, tmp_path: Path) -> None:

@@ -128,6 +128,29 @@ def test_file_source_redelivers_nacked_lines_then_reports_them(tmp_path: Path) -
     source.close()
 
 
+def test_file_source_honours_a_nack_delay_and_stays_alive_meanwhile(tmp_path: Path) -> None:
+    """A line nacked with a delay comes back no sooner, keeps the source from being exhausted
+    while it waits, counts its deliveries, and is saved to the spill file if the run stops
+    before it came back."""
+    (tmp_path / "in.jsonl").write_bytes(b'{"n": 1}\n{"n": 2}\n')
+    spill = tmp_path / "spill.jsonl"
+    source = FileSource(str(tmp_path / "in.jsonl"), max_deliveries=3, spill=str(spill))
+    first = source.receive(10, 0)
+    assert [m.deliveries for m in first] == [None, None]
+    source.ack(first[:1])
+    assert source.receive(10, 0) == [] and source.exhausted  # all read, nothing waits
+    source.nack(first[1:], 0.3)
+    assert source.receive(10, 0) == [] and not source.exhausted  # waiting: still alive
+    again: list[Message] = []
+    while not again:  # receive waits (up to its timeout) for the line to be due
+        again = list(source.receive(10, 5.0))
+    assert again == first[1:] and again[0].deliveries == 2
+    source.nack(again, 60)  # the run stops before it comes back
+    assert not source.exhausted
+    source.close()
+    assert source.failed == first[1:] and spill.read_bytes() == b'{"n": 2}\n'
+
+
 # ---------------------------------------------------------------- json transformer, jsonl encoder
 
 

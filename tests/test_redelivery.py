@@ -1,5 +1,5 @@
-"""HeldMessages: the one bookkeeping of redelivering sources (MemorySource, the Redis example
-and the source template use it)."""
+"""HeldMessages: the one bookkeeping of redelivering sources (the file source, MemorySource, the
+Redis example and the source template use it)."""
 
 from __future__ import annotations
 
@@ -43,3 +43,15 @@ def test_renewal_thread_renews_what_is_held_and_stops_at_release() -> None:
     assert renewed[0] == ["x", "y"]
     held.release()  # joins the thread: no renewal can follow a release (it would undo it)
     assert held._thread is not None and not held._thread.is_alive()
+
+
+def test_uncounted_lease_takes_any_iterable_and_waiting_lists_nacked_in_due_order() -> None:
+    held = HeldMessages()
+    a, b, c = (Message(x, b"") for x in "abc")
+    held.lease(iter([a, b, c]), count=False)  # a generator, not only a list
+    assert [m.deliveries for m in (a, b, c)] == [None, None, None] and len(held) == 3
+    held.nack([c], 60)
+    held.nack([b], 30)
+    assert held.waiting() == [b, c]
+    held.settle(iter([a]))
+    assert sorted(m.id for m in held.held()) == ["b", "c"]

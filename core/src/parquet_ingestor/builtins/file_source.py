@@ -1,7 +1,9 @@
 """Source ``file``: one message per line of JSON-lines files, a directory, a glob, or stdin.
 
-A file cannot redeliver, so a nacked line is queued again in memory, up to ``max_deliveries``
-times; after that it is counted in :attr:`FileSource.failed` and the run reports it.
+A file cannot redeliver, so a nacked line waits in memory for the nack's delay (in the core's
+:class:`~parquet_ingestor.redelivery.HeldMessages`) and is delivered again, up to
+``max_deliveries`` times; after that it is counted in :attr:`FileSource.failed` and the run
+reports it. The source is exhausted only when no nacked line waits either.
 
 Stdin (``path=-``) is read by a background thread, so ``receive`` honours its timeout on a pipe
 that stays open: batches age out, signals drain and ``--exit-when-idle`` works without EOF. What
@@ -31,6 +33,7 @@ from typing import IO
 from ..errors import ConfigError
 from ..interfaces import BaseSource, RunContext
 from ..message import Message
+from ..redelivery import HeldMessages
 from ..units import parse_size
 
 log = logging.getLogger(__name__)
@@ -38,7 +41,6 @@ _BLOCK = 1 << 20  # bytes read at a time (then completed to a whole line)
 _CHUNK = 1 << 16  # bytes of stdin read at a time
 _POLL = 0.1  # seconds the stdin reader waits for input before checking for a stop
 _BODY = attrgetter("body")
-_ID = attrgetter("id")
 _BOM = b"\xef\xbb\xbf"
 _NL_BOM = b"\n" + _BOM
 _PATTERNS = ("*.jsonl", "*.ndjson", "*.json", "*.jsonl.gz", "*.ndjson.gz", "*.json.gz")
@@ -57,16 +59,15 @@ class FileSource(BaseSource):
         self.failed: list[Message] = []
         self.spilled = 0  # lines saved to the spill file by close()
         self.unwritten: list[Message] = []  # lines read and not written, found by close()
-        # delivered, neither acked nor nacked yet: a set of Messages (identity hash), so that
-        # receive and ack each cost one C-level call per batch
-        self._held: set[Message] = set()
+        # lines delivered and not acked, and nacked ones waiting for their delay; leased
+        # without counting, so that receive and ack cost no Python work per line
+        self._held = HeldMessages()
+        self._nacked = threading.Event()  # wakes a receive waiting for a nacked line
         self._stopping = threading.Event()
         self._position = ("", 0)  # the file being read and the lines read from it
         self._lines = self._iter_lines()
         self._block: list[Message] = []  # messages read ahead; self._cursor is the next one
         self._cursor = 0
-        self._retry: deque[Message] = deque()
-        self._deliveries: dict[str, int] = {}
         self._done = False
         self._open_file: IO[bytes] | None = None
         self._stdin: _ReadAhead | None = None
@@ -126,20 +127,30 @@ class FileSource(BaseSource):
             self.max_deliveries = context.max_deliveries
 
     def receive(self, max_messages: int, timeout: float) -> Sequence[Message]:
-        out = self._receive(max_messages, timeout)
-        if out:
-            self._held.update(out)
-        return out
-
-    def _receive(self, max_messages: int, timeout: float) -> list[Message]:
-        out: list[Message] = []
-        while self._retry and len(out) < max_messages:
-            out.append(self._retry.popleft())
+        again = self._held.due(max_messages)  # nacked lines whose delay has passed (leased)
         if self._done:
-            return out
+            return again or self._wait_due(max_messages, timeout)
+        out = self._read(max_messages - len(again), 0.0 if again else timeout)
+        if out:
+            self._held.lease(out, count=False)  # a line's deliveries: None, then due() counts
+        return again + out if again else out
+
+    def _wait_due(self, max_messages: int, timeout: float) -> list[Message]:
+        """Everything was read: wait up to ``timeout`` for a nacked line to be due."""
+        self._nacked.clear()
+        wait = self._held.next_due()
+        if wait is None or timeout <= 0:
+            return []
+        if wait > 0:
+            self._nacked.wait(min(wait, timeout))
+        return self._held.due(max_messages)
+
+    def _read(self, want: int, timeout: float) -> list[Message]:
+        """Up to ``want`` lines not delivered before."""
+        out: list[Message] = []
         if self.path == "-":
-            return self._receive_stdin(out, max_messages, timeout)
-        want = max_messages - len(out)
+            wait = self._held.next_due()  # a nacked line due meanwhile ends the wait
+            return self._receive_stdin(out, want, timeout if wait is None else min(wait, timeout))
         while want > 0:
             if self._cursor >= len(self._block):
                 if self._stopping.is_set():
@@ -217,22 +228,18 @@ class FileSource(BaseSource):
             into.end(pending, number + 1)
 
     def ack(self, messages: Sequence[Message]) -> None:
-        self._held.difference_update(messages)
-        if self._deliveries:
-            for message in messages:
-                self._deliveries.pop(message.id, None)
+        self._held.settle(messages)
 
     def nack(self, messages: Sequence[Message], delay: float | None = None) -> None:
-        self._held.difference_update(messages)
-        failed: list[Message] = []
-        for message in messages:
-            count = self._deliveries.get(message.id, 1) + 1
-            if count > self.max_deliveries:
-                self._deliveries.pop(message.id, None)
-                failed.append(message)
-            else:
-                self._deliveries[message.id] = count
-                self._retry.append(message)
+        """Lines come back after ``delay`` seconds (None: at once), unless delivered
+        ``max_deliveries`` times already: those failed."""
+        limit = self.max_deliveries
+        failed = [m for m in messages if (m.deliveries or 1) >= limit]
+        if failed:
+            self._held.forget(failed)
+            messages = [m for m in messages if (m.deliveries or 1) < limit]
+        self._held.nack(messages, delay)
+        self._nacked.set()
         if failed:  # one line per call, not per input line (a full disk fails them all)
             self.failed += failed
             log.error("%d line(s) failed %d times and cannot be redelivered from a file "
@@ -241,7 +248,8 @@ class FileSource(BaseSource):
 
     @property
     def exhausted(self) -> bool:
-        return self._done and not self._retry
+        """Everything was read and no nacked line waits to be delivered again."""
+        return self._done and self._held.next_due() is None
 
     def close(self) -> None:
         """Lines given back but not delivered again before the run stopped count as failed.
@@ -250,10 +258,13 @@ class FileSource(BaseSource):
         if self._closed:
             return
         self._closed = True
-        self.failed.extend(self._retry)  # given back, not delivered again before the stop
-        self._retry.clear()
+        waiting = self._held.waiting()  # given back, not delivered again before the stop
+        self.failed.extend(waiting)
+        given_back = set(waiting)
+        held = [m for m in self._held.release() if m not in given_back]
         self._stopping.set()
-        unwritten: list[Message] = [*self.failed, *sorted(self._held, key=_line_order)]
+        self._nacked.set()
+        unwritten: list[Message] = [*self.failed, *sorted(held, key=_line_order)]
         partial = b""
         if self._stdin is not None:
             rest, partial = self._stdin.close()
