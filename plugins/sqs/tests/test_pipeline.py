@@ -64,8 +64,20 @@ class TestSqsSourceContract(SourceContract):
             ]
             self.sqs.send_message_batch(QueueUrl=url, Entries=entries)
 
+        lease = None if self.lease_length is None else f"{self.lease_length:g}s"
+
         def open_source() -> Source:
             return SqsSource(url, endpoint_url=self.endpoint, region="us-east-1",
-                             wait_time=1, pollers=1)
+                             wait_time=1, pollers=1, visibility_timeout=lease)
 
         return open_source
+
+
+class TestSqsLeasedContract(TestSqsSourceContract):
+    """The same suite with the lease declared: a 6 s visibility timeout, so release at close
+    and nack(0) (within 2 s), acks that stick past the lease, nack delays and lease extension
+    are all measured."""
+
+    lease_length = 6.0
+    release_within = 2.0
+    nack_delay = 2.0
