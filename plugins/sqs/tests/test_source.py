@@ -182,6 +182,31 @@ def test_nack_redelivers_then_redrive_moves_to_dlq(q, sqs, unique_name, make_sou
     assert source.in_flight == 0
 
 
+@pytest.mark.timeout(60)
+def test_nack_after_a_lapsed_lease_counts_the_latest_delivery(q, sqs, unique_name, make_source):
+    """A message received again while held (its lease lapsed) and then nacked has used its
+    second delivery: with maxReceiveCount 2 it is bound for the DLQ, not awaited."""
+    dlq_url = sqs.create_queue(QueueName=f"{unique_name}-dlq")["QueueUrl"]
+    queue_url = sqs.create_queue(
+        QueueName=unique_name,
+        Attributes={"RedrivePolicy": q.redrive_policy(q.arn(dlq_url), 2)},
+    )["QueueUrl"]
+    q.send_many(queue_url, ["lapsed"])
+    source = make_source(queue_url, pollers=1)
+    [message] = q.receive_n(source, 1)
+    first_handle = message.handle.receipt_handle
+    sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=first_handle,
+                                  VisibilityTimeout=0)  # the lease lapses
+    q.wait_until(lambda: message.handle.receipt_handle != first_handle,
+                 what="the message received again while held")
+    assert message.handle.receives == 2
+    assert source.receive(10, 0.5) == []  # kept once
+    source.nack([message])
+    assert source.pending_redelivery == 0
+    dead = q.receive_all(dlq_url, 1)
+    assert [m["Body"] for m in dead] == ["lapsed"]
+
+
 @pytest.mark.timeout(30)
 def test_nack_with_delay_keeps_the_message_away(q, queue_url, make_source):
     q.send_many(queue_url, ["later"])

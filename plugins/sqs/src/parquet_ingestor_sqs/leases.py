@@ -19,15 +19,19 @@ class Lease:
     nacked or released, after which the lease thread never touches it again.
     """
 
-    __slots__ = ("receipt_handle", "message_id", "received_at", "deadline", "settled", "size")
+    __slots__ = ("receipt_handle", "message_id", "received_at", "deadline", "settled", "size",
+                 "receives")
 
-    def __init__(self, receipt_handle: str, message_id: str, received_at: float, deadline: float):
+    def __init__(self, receipt_handle: str, message_id: str, received_at: float, deadline: float,
+                 receives: int | None = None):
         self.receipt_handle = receipt_handle
         self.message_id = message_id
         self.received_at = received_at
         self.deadline = deadline
         self.settled = False
         self.size = 0  # body bytes, for the in-flight byte limit
+        # ApproximateReceiveCount of the latest delivery held (None when SQS did not say)
+        self.receives = receives
 
     def __repr__(self) -> str:
         state = "settled" if self.settled else f"deadline={self.deadline:.1f}"
@@ -114,16 +118,20 @@ class LeaseTable:
                 self._room.notify_all()
         return n
 
-    def renew(self, message_id: str, receipt_handle: str, deadline: float) -> Lease | None:
+    def renew(self, message_id: str, receipt_handle: str, deadline: float,
+              receives: int | None = None) -> Lease | None:
         """A message received again while its lease is still held here (the lease lapsed and
         SQS handed it out anew): keep the one lease, with the new receipt handle (only the
-        latest one can delete it) and deadline. Returns the lease, or None if not held."""
+        latest one can delete it), deadline and receive count. Returns the lease, or None if
+        not held."""
         with self._lock:
             lease = self._by_id.get(message_id)
             if lease is None or lease.settled:
                 return None
             lease.receipt_handle = receipt_handle
             lease.deadline = deadline
+            if receives is not None:
+                lease.receives = receives
             if self._final.pop(lease, 0) is None:  # lost earlier: extend it again
                 self._active[lease] = None
             else:

@@ -74,9 +74,14 @@ def to_message(entry: Mapping[str, Any], lease: Lease) -> Message:
         system_attributes(raw_system, attributes)
     raw_message = entry.get("MessageAttributes")
     attributes["message_attributes"] = message_attributes(raw_message) if raw_message else {}
-    received = (raw_system or {}).get("ApproximateReceiveCount")
-    deliveries = int(received) if received and str(received).isdigit() else None
-    return Message(message_id, entry["Body"].encode("utf-8"), attributes, lease, deliveries)
+    return Message(message_id, entry["Body"].encode("utf-8"), attributes, lease,
+                   receive_count(entry))
+
+
+def receive_count(entry: Mapping[str, Any]) -> int | None:
+    """The entry's ApproximateReceiveCount, or None when SQS did not send one."""
+    received = (entry.get("Attributes") or {}).get("ApproximateReceiveCount")
+    return int(received) if received and str(received).isdigit() else None
 
 
 def unwrap_sns(message: Message) -> Message:

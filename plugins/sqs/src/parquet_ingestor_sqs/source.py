@@ -27,7 +27,7 @@ from parquet_ingestor.message import Message
 from .batches import call_in_batches, describe_error
 from .client import make_client, missing_queue, queue_attributes
 from .leases import Lease, LeaseTable
-from .messages import to_message, unwrap_sns
+from .messages import receive_count, to_message, unwrap_sns
 from .options import MAX_VISIBILITY, WHERE, SqsSettings
 
 log = logging.getLogger("parquet_ingestor_sqs")
@@ -282,10 +282,13 @@ class SqsSource(BaseSource):
         again = 0
         try:
             for entry in entries:
-                if self._table.renew(entry["MessageId"], entry["ReceiptHandle"], deadline):
+                receives = receive_count(entry)
+                if self._table.renew(entry["MessageId"], entry["ReceiptHandle"], deadline,
+                                     receives):
                     again += 1  # still in flight here: never hand it over twice
                     continue
-                lease = Lease(entry["ReceiptHandle"], entry["MessageId"], started, deadline)
+                lease = Lease(entry["ReceiptHandle"], entry["MessageId"], started, deadline,
+                              receives)
                 message = to_message(entry, lease)
                 if unwrap:
                     message = unwrap_sns(message)
@@ -474,8 +477,9 @@ class SqsSource(BaseSource):
                     # lost) or come back as a duplicate; either way no work is left
                     self._unacked_written.discard(message.id)
                     continue
-                count = message.attributes.get("approximate_receive_count")
-                if limit and isinstance(count, int) and count >= limit:
+                # the lease's count: the message may have been received again while held here
+                count = message.handle.receives if isinstance(message.handle, Lease) else None
+                if limit and count is not None and count >= limit:
                     continue
                 if len(self._awaiting) < MAX_AWAITING:
                     self._awaiting.add(message.id)
