@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -368,3 +369,73 @@ def test_env_and_toml_give_the_same_options(run_ingest: RunIngest, udp: Udp,
                         env={"INGEST_METRICS_TAG": "a:1 b:2"})
     assert result.returncode == 0, result.stderr
     assert udp.drain()[-1].endswith("|#a:1,b:2")
+
+
+def scrape(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+            if line and not line.startswith("#")}
+
+
+@pytest.mark.timeout(120)
+def test_open_file_gauges_on_prometheus(tmp_path: Path) -> None:
+    # rows wait in an open file (--target-file-size, --max-file-age 1h) until stdin closes
+    port = closed_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CLI, "--source", "file", "--source-opt", "path=-", "--sink",
+         "file", "--sink-opt", f"path={tmp_path / 'out'}", "--encoder", "jsonl",
+         "--batch-max-age", "100ms", "--target-file-size", "1MiB", "--max-file-age", "1h",
+         "--metrics-port", str(port), "--metrics-host", "127.0.0.1"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        cwd=tmp_path)
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(b"".join(b'{"id": %d}\n' % i for i in range(50)))
+        proc.stdin.flush()
+        deadline, seen = time.monotonic() + 60, {}
+        while time.monotonic() < deadline:
+            try:
+                seen = scrape(port)
+            except OSError:
+                seen = {}
+            if seen.get("ingest_open_files") == 1 and seen["ingest_oldest_unacked_seconds"] > 1:
+                break
+            time.sleep(0.1)
+        assert seen.get("ingest_open_files") == 1, seen
+        assert seen["ingest_open_file_bytes"] > 0
+        assert seen["ingest_in_flight_messages"] == 0  # flushed: waiting in the file, unacked
+        assert seen["ingest_acked_total"] == 0
+        assert seen["ingest_workers"] == 4
+        assert seen["ingest_memory_rss_bytes"] > 10 << 20
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err.decode()
+
+
+def test_gauges_from_their_owners() -> None:
+    from types import SimpleNamespace
+
+    from parquet_ingestor.metrics import GAUGES, Metrics, gauge_values
+
+    metrics = Metrics()
+    pipeline = SimpleNamespace(metrics=metrics, source=SimpleNamespace(poller_count=3),
+                               settings=SimpleNamespace(batch=SimpleNamespace(max_age=60)))
+    values = gauge_values(pipeline)
+    assert values["pollers"] == 3  # a source that has pollers says how many
+    assert "memory_limit_bytes" not in values  # no limit set: no gauge
+    metrics.set_gauge("workers", 7)  # the runner, whenever it resizes
+    metrics.set_gauge("pollers", 5)  # a source may set it instead
+    metrics.set_gauge("memory_limit_bytes", 300 << 20)  # --memory-limit
+    metrics.hold(1, time.monotonic() - 30)  # a batch received 30 s ago, not settled
+    values = gauge_values(pipeline)
+    assert (values["workers"], values["pollers"], values["memory_limit_bytes"]) == (
+        7, 5, 300 << 20)
+    assert 30 <= values["oldest_unacked_seconds"] < 60
+    metrics.settle(1)
+    assert gauge_values(pipeline)["oldest_unacked_seconds"] == 0
+    assert set(values) <= set(GAUGES)
