@@ -439,3 +439,12 @@ def test_gauges_from_their_owners() -> None:
     metrics.settle(1)
     assert gauge_values(pipeline)["oldest_unacked_seconds"] == 0
     assert set(values) <= set(GAUGES)
+
+
+def test_validate_checks_the_otlp_receiver(run_ingest: RunIngest, receiver: Receiver,
+                                           tmp_path: Path) -> None:
+    ok = run_ingest(*file_run(tmp_path, 3, "--validate", "--metrics-otlp", receiver.url))
+    assert ok.returncode == 0, ok.stderr
+    down = run_ingest(*file_run(tmp_path, 3, "--validate", "--metrics-otlp",
+                                f"http://127.0.0.1:{closed_port()}"))
+    assert down.returncode == 2 and "cannot reach it" in down.stderr

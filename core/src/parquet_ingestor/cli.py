@@ -120,6 +120,10 @@ def cli(ctx: click.Context, /, config_file: str | None, validate: bool, **params
     pipeline = build_pipeline(config, registry)
     if validate:
         pipeline.validate()
+        from .metric_adapters import build_adapters
+
+        for adapter in build_adapters(values, registry):  # the OTLP receiver answers...
+            adapter.close()
         names = ", ".join(f"{kind.replace('_', ' ')} {name}" for kind, name in pipeline.names.items())
         click.echo(f"ingest: configuration OK ({names})")
         ctx.exit(0)

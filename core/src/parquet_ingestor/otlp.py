@@ -85,31 +85,31 @@ class OtlpAdapter:
                                        resource=Resource.create(attributes),
                                        shutdown_on_exit=False)
         self._meter = self._provider.get_meter("parquet_ingestor")
-        self._counters: dict[str, Any] = {}
+        self._instruments: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._gauges: Callable[[], Mapping[str, float]] = dict
         for name in COUNTERS:
-            self._counter(name)
-        flush = BY_NAME["flush"]
-        self._flush = self._meter.create_histogram(f"{self._prefix}flush", unit=flush.unit,
-                                                   description=flush.help)
+            self._instrument(name, "counter")
         for name in GAUGES:
             self._meter.create_observable_gauge(
                 self._prefix + name, callbacks=[self._observer(name)],
                 unit=BY_NAME[name].unit, description=BY_NAME[name].help)
 
-    def _counter(self, name: str) -> Any:
-        counter = self._counters.get(name)
-        if counter is None:
+    def _instrument(self, name: str, kind: str) -> Any:
+        """The counter (or, for a timing, the histogram in seconds) of ``name``, made once."""
+        instrument = self._instruments.get(name)
+        if instrument is None:
             with self._lock:
-                counter = self._counters.get(name)
-                if counter is None:
+                instrument = self._instruments.get(name)
+                if instrument is None:
                     spec = BY_NAME.get(name)
-                    counter = self._meter.create_counter(
-                        self._prefix + name, unit=spec.unit if spec else "1",
-                        description=spec.help if spec else f"{name} (counted by a component)")
-                    self._counters[name] = counter
-        return counter
+                    unit = spec.unit if spec else "1" if kind == "counter" else "s"
+                    about = spec.help if spec else f"{name} (from a component)"
+                    create = (self._meter.create_counter if kind == "counter"
+                              else self._meter.create_histogram)
+                    instrument = create(self._prefix + name, unit=unit, description=about)
+                    self._instruments[name] = instrument
+        return instrument
 
     def _observer(self, name: str) -> Callable[[Any], Iterable[Any]]:
         from opentelemetry.metrics import Observation
@@ -126,11 +126,10 @@ class OtlpAdapter:
         self._gauges = gauges
 
     def count(self, name: str, amount: float) -> None:
-        self._counter(name).add(amount)
+        self._instrument(name, "counter").add(amount)
 
     def timing(self, name: str, seconds: float) -> None:
-        if name == "flush":
-            self._flush.record(seconds)
+        self._instrument(name, "timing").record(seconds)
 
     def close(self) -> None:
         """Export once more (the run's final totals), then stop the reader."""
