@@ -261,13 +261,15 @@ def test_plugin_exporter_through_its_entry_point(run_ingest: RunIngest,
                                                  tmp_path: Path) -> None:
     site = make_plugin(dist="memo-exporter", entry="memo", code='''
         import json
+        import logging
         from parquet_ingestor import Option, hookimpl
 
         class Memo:
-            def __init__(self, path):
-                self.path, self.counts, self.timings = path, {}, 0
+            def __init__(self, path, token=None):
+                self.path, self.counts, self.timings, self.token = path, {}, 0, token
             def start(self, gauges):
                 self.gauges = gauges
+                logging.getLogger("memo").warning("memo token %s", self.token)
             def count(self, name, amount):
                 self.counts[name] = self.counts.get(name, 0) + amount
             def timing(self, name, seconds):
@@ -279,16 +281,19 @@ def test_plugin_exporter_through_its_entry_point(run_ingest: RunIngest,
 
         @hookimpl
         def ingest_register_metrics_exporters(register):
-            register("memo", Memo, options=[Option("path", required=True, help="where")])
+            register("memo", Memo, options=[Option("path", required=True, help="where"),
+                                            Option("token", secret=True)])
     ''')
     listed = run_ingest("plugins", pythonpath=[site])
     assert "metrics exporter memo" in listed.stdout
     out = tmp_path / "memo.json"
     result = run_ingest(*file_run(tmp_path, 50, "--batch-max-records", "25",
                                   "--metrics-exporter", "memo",
-                                  "--metrics-exporter-opt", f"memo.path={out}"),
+                                  "--metrics-exporter-opt", f"memo.path={out}",
+                                  "--metrics-exporter-opt", "memo.token=TOKEN7SECRET"),
                         pythonpath=[site])
     assert result.returncode == 0, result.stderr
+    assert "memo token ****" in result.stderr and "TOKEN7SECRET" not in result.stderr
     seen = json.loads(out.read_text())
     assert seen["counts"]["received"] == 50 and seen["counts"]["acked"] == 50
     assert seen["timings"] == 2

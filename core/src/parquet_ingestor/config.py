@@ -236,6 +236,9 @@ def secret_values(config: RunConfig, registry: Registry) -> list[str]:
         spec = registry.components[kind].get(choice.name) if choice else None
         if choice is not None and spec is not None:
             found.extend(of(spec.options, choice.options))
+    from .metric_adapters import exporter_secrets
+
+    found.extend(exporter_secrets(config.values(), registry))
     return found
 
 

@@ -133,6 +133,18 @@ def exporter_options(pairs: Sequence[str]) -> dict[str, dict[str, str]]:
     return out
 
 
+def exporter_secrets(values: Mapping[str, Any], registry: Any) -> list[str]:
+    """The values given to secret options of the plugin exporters (to mask them in logs)."""
+    from .options import secret_values
+
+    found: list[str] = []
+    known = registry.components["metrics_exporter"]
+    for name, options in exporter_options(values.get("metrics_exporter_opt") or ()).items():
+        if name in known:
+            found.extend(secret_values(known[name].options, options))
+    return found
+
+
 def start_adapters(pipeline: Any, values: Mapping[str, Any],
                    registry: Any = None) -> MetricAdapters:
     """Build the adapters ``values`` ask for and attach them to ``pipeline.metrics``."""
