@@ -388,6 +388,7 @@ class Pipeline:
                         dropped = self._queue.get_nowait()
                         if isinstance(dropped, list) and dropped:
                             self._commit.release(dropped)
+                            self.metrics.settle(id(dropped))
 
     def _close_components(self) -> None:
         """Close everything after a run (or a validate): source, sinks, encoder, transformer."""
