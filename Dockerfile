@@ -29,6 +29,7 @@ ENV PYTHONUNBUFFERED=1 \
 # (From PyPI instead: pip install 'parquet-ingestor[all,metrics]'.)
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-cache-dir /wheels/*.whl 'prometheus-client>=0.20' \
+        'opentelemetry-sdk>=1.25' 'opentelemetry-exporter-otlp-proto-http>=1.25' \
  && groupadd --gid 10001 ingest \
  && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin ingest
 COPY --from=build /src/LICENSE /usr/share/doc/parquet-ingestor/LICENSE

@@ -28,7 +28,7 @@ from .interfaces import (
 )
 from .keys import KeyTemplate
 from .message import Message, Rejection
-from .metrics import Metrics
+from .metrics import Metrics, MetricsAdapter
 from .options import Option
 from .pipeline import FileResult, FlushResult, Pipeline, PipelineSettings
 from .plugins import Register
@@ -40,7 +40,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BaseSink", "BaseSource", "BatchLimits", "Batcher", "ConfigError", "Decoded", "Encoder",
     "FileResult", "FlushResult", "Frame", "FrameWriter", "FunctionTransformer", "IngestError",
-    "JsonLines", "KeyTemplate", "ListFrame", "Message", "Metrics", "Option", "PartialAckError",
+    "JsonLines", "KeyTemplate", "ListFrame", "Message", "Metrics", "MetricsAdapter", "Option", "PartialAckError",
     "Pipeline", "PipelineSettings", "PluginError", "RecordList", "Register", "Rejection", "RejectMessage",
     "RetryPolicy", "RunContext", "Sink", "SinkWriter", "Source", "TransformResult", "Transformer",
     "__version__", "gc_paused", "hookimpl",

@@ -41,13 +41,16 @@ def _declared(name: str) -> Any:
 
 
 class Batch(list[Message]):
-    """A list of messages that knows the bytes of their bodies (counted once, on the way in)."""
+    """A list of messages that knows the bytes of their bodies (counted once, on the way in)
+    and when its first message came (the batcher's clock; None: not known)."""
 
-    __slots__ = ("nbytes",)
+    __slots__ = ("nbytes", "received")
 
-    def __init__(self, messages: list[Message], nbytes: int) -> None:
+    def __init__(self, messages: list[Message], nbytes: int,
+                 received: float | None = None) -> None:
         super().__init__(messages)
         self.nbytes = nbytes
+        self.received = received
 
 
 class Batcher:
@@ -111,6 +114,11 @@ class Batcher:
         """True when the oldest message has waited ``max_age``."""
         return bool(self._messages) and self.time_left() <= 0
 
+    @property
+    def started(self) -> float | None:
+        """When the oldest buffered message came (None: empty)."""
+        return self._started if self._messages else None
+
     def time_left(self) -> float:
         """Seconds until the age limit fires (infinity when empty or the limit is off)."""
         if self._started is None or not self.limits.max_age:
@@ -119,6 +127,6 @@ class Batcher:
 
     def take(self) -> Batch:
         """Everything buffered, emptying the batcher."""
-        batch = Batch(self._messages, self._bytes)
+        batch = Batch(self._messages, self._bytes, self._started)
         self._messages, self._bytes, self._started = [], 0, None
         return batch

@@ -26,7 +26,7 @@ from .config import (
 from .demo import demo_command
 from .errors import ConfigError, IngestError
 from .options import split_pairs
-from .plugins import KINDS, Registry, call_each, get_registry
+from .plugins import KINDS, REGISTERED, Registry, call_each, get_registry
 from .shutdown import Shutdown, SignalPolicy, hold_during_start_up
 from .status import StatusLine, is_tty, summary_table
 from .units import DURATION_FORMS, SIZE_FORMS
@@ -42,6 +42,9 @@ def _pipeline_options(func: Callable[..., Any]) -> Callable[..., Any]:
         default = f" [default: {opt.default}]" if opt.default not in (None, "", 0, False) else ""
         if opt.type == "bool":
             func = click.option(f"{flag}/--no-{flag[2:]}", opt.name, default=None,
+                                help=opt.help + default)(func)
+        elif opt.type == "list":  # repeatable; INGEST_* splits on whitespace
+            func = click.option(flag, opt.name, multiple=True, metavar="TEXT",
                                 help=opt.help + default)(func)
         else:
             metavar = {"size": "SIZE", "duration": "DURATION", "int": "N", "float": "NUMBER"}.get(
@@ -117,6 +120,10 @@ def cli(ctx: click.Context, /, config_file: str | None, validate: bool, **params
     pipeline = build_pipeline(config, registry)
     if validate:
         pipeline.validate()
+        from .metric_adapters import build_adapters
+
+        for adapter in build_adapters(values, registry):  # the OTLP receiver answers...
+            adapter.close()
         names = ", ".join(f"{kind.replace('_', ' ')} {name}" for kind, name in pipeline.names.items())
         click.echo(f"ingest: configuration OK ({names})")
         ctx.exit(0)
@@ -133,7 +140,7 @@ def _config_from_params(params: dict[str, Any]) -> RunConfig:
         elif opts:
             setattr(config, name, ComponentChoice("", opts))  # options for the configured one
     config.pipeline = {opt.name: params[opt.name] for opt in PIPELINE_OPTIONS
-                       if params.get(opt.name) is not None}
+                       if params.get(opt.name) not in (None, ())}
     # a bare --x-opt with the component named in the config file: keep the config's name
     return config
 
@@ -153,6 +160,9 @@ def _hold_signals() -> SignalPolicy:
 def _run(pipeline: Any, values: dict[str, Any], early: SignalPolicy | None = None) -> int:
     """Run with signal handling (:mod:`.shutdown`): SIGTERM/SIGHUP/SIGINT drain, a second
     SIGINT or ``--shutdown-timeout`` aborts. ``early`` holds what came during start-up."""
+    from .metric_adapters import start_adapters
+
+    adapters = start_adapters(pipeline, values, get_registry())  # before anything is received
     shutdown = Shutdown(pipeline, values.get("shutdown_timeout"), early)
     exporter = None
     status = StatusLine(pipeline).start() if is_tty() else None
@@ -167,6 +177,7 @@ def _run(pipeline: Any, values: dict[str, Any], early: SignalPolicy | None = Non
     finally:
         if exporter is not None:
             exporter.shutdown()
+        adapters.close()
         if status is not None:
             status.stop()
     if status is not None:
@@ -255,11 +266,11 @@ def _print_plugins(registry: Registry) -> None:
         click.echo(f"{info.name}  ({info.distribution}{version})")
         if info.error:
             click.echo(f"  ! failed to load: {info.error}")
-        for kind in KINDS:
+        for kind in REGISTERED:
             for spec in info.components:
                 if spec.kind != kind:
                     continue
-                click.echo(f"  {kind} {spec.name}: {spec.help}")
+                click.echo(f"  {kind.replace('_', ' ')} {spec.name}: {spec.help}")
                 for opt in spec.options:
                     click.echo(f"      {opt.describe()}")
         click.echo()

@@ -36,6 +36,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .keys import DEFAULT_TEMPLATE
+from .metric_adapters import check_otlp, check_prefix, check_rate, check_statsd, check_tags
 from .options import Option, parse_options
 from .pipeline import Pipeline, PipelineSettings
 from .plugins import Kind, Registry, bundled_with
@@ -106,6 +107,24 @@ PIPELINE_OPTIONS: tuple[Option, ...] = (
            help="serve Prometheus /metrics and /healthz on this port"),
     Option("metrics_host", default="0.0.0.0",
            help="address the metrics server listens on (127.0.0.1: this machine only)"),
+    Option("metrics_statsd", check=check_statsd,
+           help="send counters, gauges and timings to a DogStatsD agent at HOST:PORT (UDP)"),
+    Option("metrics_otlp", check=check_otlp,
+           help="push metrics over OTLP/HTTP to URL (http://collector:4318 adds /v1/metrics; "
+                "needs parquet-ingestor[otlp])"),
+    Option("metrics_prefix", default="ingest", check=check_prefix,
+           help="prefix of the metric names sent to DogStatsD and OTLP"),
+    Option("metrics_tag", "list", check=check_tags,
+           help="K:V tag of every metric sent to DogStatsD and OTLP (repeatable)"),
+    Option("metrics_sample_rate", "float", default=1.0, max=1, check=check_rate,
+           help="share of counter increments and timings sent to DogStatsD (the agent scales "
+                "them back up)"),
+    Option("metrics_interval", "duration", default="10s", min=0.01,
+           help="how often gauges go to DogStatsD and metrics are pushed over OTLP"),
+    Option("metrics_exporter", "list",
+           help="metrics exporter a plugin registered (repeatable; see `ingest plugins`)"),
+    Option("metrics_exporter_opt", "list",
+           help="NAME.KEY=VALUE option of a --metrics-exporter (repeatable)"),
 )
 
 
@@ -217,6 +236,9 @@ def secret_values(config: RunConfig, registry: Registry) -> list[str]:
         spec = registry.components[kind].get(choice.name) if choice else None
         if choice is not None and spec is not None:
             found.extend(of(spec.options, choice.options))
+    from .metric_adapters import exporter_secrets
+
+    found.extend(exporter_secrets(config.values(), registry))
     return found
 
 

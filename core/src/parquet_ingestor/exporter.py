@@ -7,54 +7,21 @@ Uses prometheus-client (``pip install parquet-ingestor[metrics]``); imported onl
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from .errors import ConfigError
+from .metrics import BY_NAME, COUNTERS, gauge_values, healthy, stuck_after
 
-_GAUGES = {"in_flight_messages", "in_flight_bytes", "flush_seconds_total", "flush_seconds_max",
-           "uptime_seconds"}
-_HELP = {
-    "received": "messages received from the source",
-    "received_bytes": "bytes of message bodies received",
-    "redelivered": "deliveries of rejected messages given back earlier (part of received)",
-    "rejected": "messages rejected by the transformer or encoder",
-    "rows_written": "records written to files",
-    "bytes_written": "bytes of files written",
-    "files_written": "files committed to the sink",
-    "messages_written": "messages whose records were written",
-    "acked": "messages acknowledged",
-    "nacked": "messages given back to the source",
-    "write_retries": "file writes retried",
-    "write_failures": "files that failed after all retries (or batches before any file)",
-    "possible_duplicate_rows": "rows of nacked messages already committed in another file",
-    "ack_retries": "acknowledgements retried",
-    "ack_failures": "messages that could not be acknowledged",
-    "lease_extensions": "lease (visibility) extensions",
-    "errors_written": "rejected messages written to the error sink",
-    "batches": "batches flushed",
-}
-
-
-def stuck_after(pipeline: Any) -> float:
-    """Seconds without a flush, while work is pending, after which the pipeline counts as stuck."""
-    age = pipeline.settings.batch.max_age or 300.0
-    return max(120.0, 2 * age)
-
-
-def healthy(pipeline: Any) -> tuple[bool, str]:
-    metrics = pipeline.metrics
-    if metrics.in_flight_messages <= 0:
-        return True, "ok: idle"
-    silent = time.monotonic() - metrics.last_progress
-    if silent > stuck_after(pipeline):
-        return False, f"stuck: {metrics.in_flight_messages} messages in flight, no flush for {silent:.0f}s"
-    return True, f"ok: {metrics.in_flight_messages} messages in flight"
+__all__ = ["healthy", "start_exporter", "stuck_after"]
 
 
 class _Collector:
+    """Names and help from the declaration (``metrics.METRICS``): ``ingest_NAME_total`` per
+    counter, ``ingest_NAME`` per gauge, ``ingest_flush_seconds`` (total) and
+    ``ingest_flush_seconds_max`` for the flush timing."""
+
     def __init__(self, pipeline: Any) -> None:
         self.pipeline = pipeline
 
@@ -62,21 +29,22 @@ class _Collector:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         snap = self.pipeline.metrics.snapshot()
-        for name, help_text in _HELP.items():
-            yield CounterMetricFamily(f"ingest_{name}", help_text, value=snap.get(name, 0))
-        for name in sorted(set(snap) - set(_HELP) - _GAUGES):  # components' own counters
+        for name in COUNTERS:
+            yield CounterMetricFamily(f"ingest_{name}", BY_NAME[name].help,
+                                      value=snap.get(name, 0))
+        others = set(snap) - set(COUNTERS) - {"in_flight_messages", "in_flight_bytes",
+                                              "flush_seconds_total", "flush_seconds_max",
+                                              "uptime_seconds"}
+        for name in sorted(others):  # components' own counters
             yield CounterMetricFamily(f"ingest_{name}", f"{name} (counted by a component)",
                                       value=snap.get(name, 0))
-        yield GaugeMetricFamily("ingest_in_flight_messages", "messages received, not settled",
-                                value=snap["in_flight_messages"])
-        yield GaugeMetricFamily("ingest_in_flight_bytes", "bytes received, not settled",
-                                value=snap["in_flight_bytes"])
         yield CounterMetricFamily("ingest_flush_seconds", "time spent flushing batches",
                                   value=snap["flush_seconds_total"])
         yield GaugeMetricFamily("ingest_flush_seconds_max", "slowest flush so far",
                                 value=snap["flush_seconds_max"])
-        ok, _ = healthy(self.pipeline)
-        yield GaugeMetricFamily("ingest_up", "1 unless the pipeline is stuck", value=int(ok))
+        for name, value in gauge_values(self.pipeline).items():
+            spec = BY_NAME.get(name)
+            yield GaugeMetricFamily(f"ingest_{name}", spec.help if spec else name, value=value)
 
 
 def start_exporter(pipeline: Any, port: int, host: str = "") -> ThreadingHTTPServer:

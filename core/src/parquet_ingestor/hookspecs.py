@@ -58,6 +58,13 @@ def ingest_register_sinks(register: Register) -> None:
 
 
 @hookspec
+def ingest_register_metrics_exporters(register: Register) -> None:
+    """Register metrics exporters, the same way as sources: ``factory(**options)`` returns a
+    :class:`~parquet_ingestor.metrics.MetricsAdapter`. A run uses it with ``--metrics-exporter
+    NAME`` and ``--metrics-exporter-opt NAME.KEY=VALUE``."""
+
+
+@hookspec
 def ingest_register_commands(cli: Any) -> None:
     """Add subcommands to the ``ingest`` click group (``cli.command()``), as datasette does."""
 

@@ -63,7 +63,8 @@ class Source(Protocol):
     properties: ``stop_reading()`` for a source that cannot redeliver (stdin, files): a drain
     calls it, then receives until the source is exhausted, so every line read is written;
     ``pending_redelivery`` (int) for a source that can tell which nacked messages it will
-    deliver again: an ``--exit-when-idle`` run that ends with some exits 1.
+    deliver again: an ``--exit-when-idle`` run that ends with some exits 1; ``poller_count``
+    (int) for a source that receives on pollers of its own (SQS): the ``pollers`` gauge.
     """
 
     def receive(self, max_messages: int, timeout: float) -> Sequence[Message]:

@@ -251,6 +251,16 @@ class OpenFiles:
         with self._lock:
             return list(self._files.values())
 
+    def usage(self) -> tuple[int, int]:
+        """Open files and the encoded bytes written into them (the metrics' gauges)."""
+        with self._lock:
+            return len(self._files), sum(file.stream.count for file in self._files.values())
+
+    def oldest(self) -> float | None:
+        """When the oldest message with a row in an open file was received (None: none)."""
+        with self._lock:
+            return min((f.oldest for f in self._files.values() if f.sources), default=None)
+
     def close(self, files: Sequence[OpenFile], why: str) -> None:
         """Finish and commit ``files``; then settle the batches that were waiting on them."""
         for file in files:

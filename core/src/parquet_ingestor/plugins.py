@@ -24,8 +24,11 @@ from .options import Option, mask, parse_options, secret_values
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "parquet_ingestor"
-Kind = Literal["source", "transformer", "encoder", "sink"]
+Kind = Literal["source", "transformer", "encoder", "sink", "metrics_exporter"]
+#: the pipeline's components (each with its --NAME flag and a plugin template)
 KINDS: tuple[Kind, ...] = ("source", "transformer", "encoder", "sink")
+#: everything a plugin registers: the components, and exporters of the run's metrics
+REGISTERED: tuple[Kind, ...] = (*KINDS, "metrics_exporter")
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ class ComponentSpec:
     distribution: str = ""
 
     def where(self) -> str:
-        return f"{self.kind} '{self.name}'"
+        return f"{self.kind.replace('_', ' ')} '{self.name}'"
 
     def parse(self, raw: dict[str, Any]) -> dict[str, Any]:
         return parse_options(self.options, raw, self.where())
@@ -147,7 +150,7 @@ class Registry:
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self.pm = pm
         self.plugins: dict[str, PluginInfo] = {}
-        self.components: dict[Kind, dict[str, ComponentSpec]] = {k: {} for k in KINDS}
+        self.components: dict[Kind, dict[str, ComponentSpec]] = {k: {} for k in REGISTERED}
         self.conflicts: dict[tuple[Kind, str], list[ComponentSpec]] = {}
 
     @property
@@ -207,7 +210,7 @@ class Registry:
         except Exception as exc:  # noqa: BLE001 - a broken plugin must not brick the CLI
             self._fail(info, exc)
             return
-        for kind in KINDS:
+        for kind in REGISTERED:
             caller = getattr(self.pm.hook, f"ingest_register_{kind}s")
             for impl in caller.get_hookimpls():
                 if impl.plugin_name != info.name:

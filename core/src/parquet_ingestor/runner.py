@@ -84,6 +84,7 @@ class Pipeline:
         self._busy_lock = threading.Lock()
         self._commit = Committer(self)
         self._source_stopped = False
+        self._batcher: Batcher | None = None
         #: rejected messages given back to the source: their redeliveries are recognized (one
         #: warning per message, not per delivery) and poison ones are held off (--max-deliveries)
         self.poison = PoisonGuard(self.settings.max_deliveries)
@@ -146,8 +147,9 @@ class Pipeline:
         ]
         for thread in threads:
             thread.start()
+        self.metrics.set_gauge("workers", len(threads))
         self.call_hook("ingest_pipeline_started")
-        batcher = Batcher(self.settings.batch)
+        batcher = self._batcher = Batcher(self.settings.batch)
         try:
             with tuned():
                 try:
@@ -181,6 +183,14 @@ class Pipeline:
         """Settle one batch; public so tests and embedders can drive a pipeline by hand.
         With ``target_file_size`` the rows may wait in open files: see :meth:`close_files`."""
         return self._commit.flush(batch, worker)
+
+    def unacked_since(self) -> float | None:
+        """``time.monotonic()`` when the oldest message not yet settled was received: in the
+        batcher, queued or being flushed, or in an open file (None: none)."""
+        batcher = self._batcher
+        times = (self.metrics.oldest_held(), batcher.started if batcher else None,
+                 self._commit.open_files.oldest())
+        return min((t for t in times if t is not None), default=None)
 
     def _context(self) -> RunContext:
         return RunContext(workers=self.settings.workers, metrics=self.metrics,
@@ -342,10 +352,12 @@ class Pipeline:
         if batch:
             with self._busy_lock:
                 self._busy += 1
+            self.metrics.hold(id(batch), getattr(batch, "received", None) or time.monotonic())
             if not self._put(batch):
                 with self._busy_lock:
                     self._busy -= 1
                 self._commit.release(batch)
+                self.metrics.settle(id(batch))
 
     def _close_due(self, due: list[OpenFile]) -> None:
         try:
@@ -376,6 +388,7 @@ class Pipeline:
                         dropped = self._queue.get_nowait()
                         if isinstance(dropped, list) and dropped:
                             self._commit.release(dropped)
+                            self.metrics.settle(id(dropped))
 
     def _close_components(self) -> None:
         """Close everything after a run (or a validate): source, sinks, encoder, transformer."""
@@ -417,5 +430,6 @@ class Pipeline:
                 log.exception("flush failed unexpectedly; releasing %d messages", len(batch))
                 self._commit.release(batch)
             finally:
+                self.metrics.settle(id(batch))
                 with self._busy_lock:
                     self._busy -= 1
