@@ -182,6 +182,8 @@ def _run(pipeline: Any, values: dict[str, Any], early: SignalPolicy | None = Non
     )
     if pipeline.aborted:
         return 130
+    if getattr(pipeline.source, "unread", None):
+        return 1  # files not read to their end: the source logged which, and why
     failed = getattr(pipeline.source, "failed", None)
     if failed:
         hint = ("" if getattr(pipeline, "error_sink", None) is not None else
