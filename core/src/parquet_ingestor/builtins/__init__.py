@@ -22,6 +22,13 @@ FILE_SOURCE_OPTIONS = (
            help="file that lines read but not written (abort, failures) are saved to, "
                 "{time} and {pid} filled in; the log names it"),
 )
+REPLAY_OPTIONS = (
+    Option("path", "list", required=True,
+           help="error-sink record files: files, directories, prefixes or globs, local or URLs "
+                "(comma-separated)"),
+    Option("force", "bool", default=False,
+           help="replay files again although they carry a .replayed marker"),
+)
 JSON_OPTIONS = (
     Option("schema", "path", help="JSON file mapping column -> Arrow type, e.g. {\"user_id\": \"int64\"}"),
     Option("lines", "bool", default=False, help="each message holds several JSON lines"),
@@ -48,6 +55,8 @@ FILE_SINK_OPTIONS = (
 def ingest_register_sources(register: Any) -> None:
     register("file", "parquet_ingestor.builtins.file_source:FileSource",
              options=FILE_SOURCE_OPTIONS, help="JSON lines from files, a directory, a glob or stdin")
+    register("replay", "parquet_ingestor.replay:ReplaySource", options=REPLAY_OPTIONS,
+             help="the messages of error-sink records, again (see `ingest replay`)")
 
 
 @hookimpl
