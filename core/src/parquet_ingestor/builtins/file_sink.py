@@ -28,7 +28,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..interfaces import BaseSink
 from ..keys import check_key
-from ..urls import ATOMIC_SCHEMES, UrlStore, UrlWriter, is_url, local_path
+from ..urls import ATOMIC_SCHEMES, SCHEMES, UrlStore, UrlWriter, is_url, local_path
 
 log = logging.getLogger(__name__)
 _WHERE = "sink 'file' option 'path'"
@@ -43,11 +43,12 @@ class FileSink(BaseSink):
         self.fsync = fsync
         self.stale_temps = stale_temps
         if is_url(path):
-            self.store = UrlStore(path, _WHERE)
-            if self.store.scheme not in ATOMIC_SCHEMES:
-                raise ConfigError(f"{_WHERE}: {self.store.scheme}:// cannot be written all or "
-                                  f"nothing (an object visible only once complete); use "
+            scheme = path.split("://", 1)[0].lower()
+            if scheme in SCHEMES and scheme not in ATOMIC_SCHEMES:
+                raise ConfigError(f"{_WHERE}: {scheme}:// cannot be written all or nothing (an "
+                                  f"object visible only once complete); use "
                                   f"{', '.join(s + '://' for s in ATOMIC_SCHEMES)} or a local path")
+            self.store = UrlStore(path, _WHERE)
             self.prefix = path.rstrip("/") + "/"
             return
         path = local_path(path)
