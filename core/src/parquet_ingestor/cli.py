@@ -290,7 +290,8 @@ def _print_plugins(registry: Registry) -> None:
 cli.add_command(demo_command)
 
 
-@cli.command("replay", epilog=f"SIZE: {SIZE_FORMS}. DURATION: {DURATION_FORMS}.")
+@cli.command("replay", epilog=f"SIZE: {SIZE_FORMS}. DURATION: {DURATION_FORMS}.",
+             context_settings={"auto_envvar_prefix": "INGEST"})  # INGEST_SINK..., as a run
 @click.argument("urls", nargs=-1, required=True, metavar="URL...")
 @click.option("--dry-run", is_flag=True,
               help="print the records' counts by reason, write nothing")

@@ -19,7 +19,9 @@ import contextlib
 import gzip
 import importlib
 import lzma
+import queue
 import re
+import threading
 import zlib
 from collections.abc import Callable, Mapping
 from typing import IO, Any
@@ -265,16 +267,62 @@ class UrlWriter:
 
 class RetryingReader:
     """``read``/``readline``/``close`` over an object that is reopened after a failed read and
-    positioned where the last successful read ended (by reading past what was delivered:
-    compressed streams cannot seek). ``offset`` is the bytes delivered so far."""
+    positioned where the last successful read ended (by reading past what was read: compressed
+    streams cannot seek). ``offset`` is the decompressed bytes read so far.
 
-    def __init__(self, url: str, opener: Callable[[str], IO[bytes]], policy: RetryPolicy) -> None:
+    A background thread reads (and decompresses) ahead, at most ``read_ahead`` chunks of
+    ``chunk`` bytes, so the network waits overlap the pipeline's work; its errors are raised by
+    the ``read`` that reaches them. Not thread-safe: one consumer (the source's receive thread).
+    """
+
+    def __init__(self, url: str, opener: Callable[[str], IO[bytes]], policy: RetryPolicy,
+                 chunk: int = 1 << 18, read_ahead: int = 16) -> None:
         self.url = url
         self.offset = 0
         self._opener = opener
         self._policy = policy
-        self._handle: IO[bytes] | None = None
-        self._call(lambda handle: b"")  # open now: a missing object fails here, retried
+        self._chunk = chunk
+        self._handle: IO[bytes] | None = None  # the reader thread's only
+        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(read_ahead)
+        self._stop = threading.Event()
+        self._buffer = bytearray()
+        self._ended = False
+        self._thread = threading.Thread(target=self._pump, name="url-read-ahead", daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        try:
+            while not self._stop.is_set():
+                data = self._call(lambda handle: handle.read(self._chunk))
+                self._put(data)
+                if not data:
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            self._put(exc)
+        finally:
+            self._drop()
+
+    def _put(self, item: bytes | BaseException) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _more(self) -> bool:
+        """Append the next chunk to the buffer; False at the end."""
+        if self._ended:
+            return False
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            self._ended = True
+            raise item
+        if not item:
+            self._ended = True
+            return False
+        self._buffer += item
+        return True
 
     def _reopen(self) -> IO[bytes]:
         self._drop()
@@ -324,13 +372,29 @@ class RetryingReader:
                 handle.close()
 
     def read(self, size: int = -1) -> bytes:
-        return self._call(lambda handle: handle.read(size))
+        while (size < 0 or len(self._buffer) < size) and self._more():
+            pass
+        return self._take(len(self._buffer) if size < 0 else min(size, len(self._buffer)))
 
     def readline(self) -> bytes:
-        return self._call(lambda handle: handle.readline())
+        start = 0
+        while (end := self._buffer.find(b"\n", start)) < 0:
+            start = len(self._buffer)
+            if not self._more():
+                return self._take(len(self._buffer))
+        return self._take(end + 1)
+
+    def _take(self, size: int) -> bytes:
+        out = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return out
 
     def close(self) -> None:
-        self._drop()
+        """Stop the reader thread (it closes the object after its current read)."""
+        self._stop.set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()
 
 
 class _Corrupt(BaseException):  # noqa: N818 - a BaseException so no retry policy catches it
