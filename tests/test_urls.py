@@ -295,6 +295,23 @@ def test_glob_matching_nothing_exits_2(s3: tuple[Any, str], aws_env: dict[str, s
                            f"'s3://{bucket}/none/*.jsonl.gz'\n")
 
 
+@pytest.mark.aws
+def test_missing_object_or_bucket_exits_2(s3: tuple[Any, str], aws_env: dict[str, str],
+                                          run_ingest: Any, tmp_path: Path) -> None:
+    client, bucket = s3
+    client.put_object(Bucket=bucket, Key="in.jsonl", Body=b'{"a": 1}\n')
+    for source, sink, needle in (
+            (f"s3://{bucket}/none.jsonl", str(tmp_path / "out"), "source 'file' option 'path': "
+             f"cannot read 's3://{bucket}/none.jsonl'"),
+            (f"s3://{bucket}/in.jsonl", f"s3://{bucket}-none/out/", "sink 'file' option "
+             f"'path': cannot write to 's3://{bucket}-none/out/'")):
+        done = run_ingest("--source", "file", "--source-opt", f"path={source}", "--sink",
+                          "file", "--sink-opt", f"path={sink}", env=aws_env)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.count("\n") == 1 and needle in done.stderr, done.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_missing_smart_open_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "smart_open", None)  # import fails as if not installed
     with pytest.raises(ConfigError, match=r"pip install 'parquet-ingestor\[urls\]'"):

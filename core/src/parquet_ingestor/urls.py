@@ -159,6 +159,18 @@ class UrlStore:
                 self._client = BlobServiceClient.from_connection_string(conn)
         return self._client
 
+    def check_writable(self, url: str) -> None:
+        """ConfigError when the bucket is missing or cannot be reached (s3; others at the
+        first write)."""
+        scheme, bucket, _ = _split(url)
+        if scheme == "s3":
+            try:
+                self.client().head_bucket(Bucket=bucket)
+            except Exception as exc:  # noqa: BLE001 - one line
+                raise ConfigError(f"{self.where}: cannot write to {url!r}: {exc}") from None
+        else:
+            self.client()
+
     def transport_params(self) -> dict[str, Any]:
         client = self.client()
         return {"client": client} if client is not None else {}
@@ -169,6 +181,11 @@ class UrlStore:
         scheme, bucket, key = _split(url)
         glob = _GLOB.search(key)
         if not glob and not key.endswith("/") and key:
+            if scheme == "s3":  # one request tells a missing object from a slow one
+                try:
+                    self.client().head_object(Bucket=bucket, Key=key)
+                except Exception as exc:  # noqa: BLE001 - missing, or no access: one line
+                    raise ConfigError(f"{self.where}: cannot read {url!r}: {exc}") from None
             return [url]
         if scheme not in LISTABLE_SCHEMES:
             raise ConfigError(f"{self.where}: {url!r}: globs and prefixes need a store that "

@@ -62,7 +62,7 @@ class FileSink(BaseSink):
     def start(self, context: Any = None) -> None:
         """Check the root is writable (``--validate`` too) and remove stale temporaries."""
         if self.store is not None:
-            self.store.client()  # credentials and dependencies; the first write shows access
+            self.store.check_writable(self.prefix)
             return
         probe = self.root / f".ingest-probe.{secrets.token_hex(4)}"
         try:
