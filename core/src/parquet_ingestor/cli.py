@@ -291,7 +291,8 @@ cli.add_command(demo_command)
 
 
 @cli.command("replay", epilog=f"SIZE: {SIZE_FORMS}. DURATION: {DURATION_FORMS}.",
-             context_settings={"auto_envvar_prefix": "INGEST"})  # INGEST_SINK..., as a run
+             context_settings={"auto_envvar_prefix": "INGEST",  # INGEST_SINK..., as a run
+                               "help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.argument("urls", nargs=-1, required=True, metavar="URL...")
 @click.option("--dry-run", is_flag=True,
               help="print the records' counts by reason, write nothing")
@@ -304,7 +305,7 @@ def replay_command(urls: tuple[str, ...], dry_run: bool, force: bool, config_fil
                    **params: Any) -> None:
     """Run error-sink records (URL: a file, directory, prefix or glob, local or s3://, gs://
     ...) through the transformer, encoder and sink again; each takes its original message id,
-    and the reason it was rejected is kept in the attribute ``rejected_reason``. A file whose
+    and the reason it was rejected is kept in the attribute rejected_reason. A file whose
     records were all written or rejected again gets a FILE.replayed marker; a second replay
     skips it (unless --force). Takes the same options as a run.
     """
