@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import importlib
+import importlib.util
 import lzma
 import queue
 import re
@@ -80,12 +80,18 @@ def scheme_of(url: str, where: str) -> str:
                           f"{', '.join(SCHEMES)}, or a local path)")
     module, extra = SCHEMES[scheme]
     for name, pip in (("smart_open", "parquet-ingestor[urls]"), (module, extra)):
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            raise ConfigError(f"{where}: {scheme}:// URLs need {name.split('.')[0]}, which is "
+        if not _installed(name):
+            raise ConfigError(f"{where}: {scheme}:// URLs need {name.replace('_', '-')}, which is "
                               f"not installed: pip install '{pip}'") from None
     return scheme
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported (found, not imported: that waits for first use)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError, AttributeError):  # a missing parent; a blocked module
+        return False
 
 
 def _split(url: str) -> tuple[str, str, str]:
