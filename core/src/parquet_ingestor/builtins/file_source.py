@@ -1,5 +1,9 @@
 """Source ``file``: one message per line of JSON-lines files, a directory, a glob, or stdin.
 
+``path`` may be a URL (``s3://``, ``http(s)://``...): :mod:`..urls` lists and reads it, with
+retries; a file that still cannot be read is logged, the next one is read, and the run exits 1
+(:attr:`FileSource.unread`). Local paths take the fast path below.
+
 A file cannot redeliver, so a nacked line waits in memory for the nack's delay (in the core's
 :class:`~parquet_ingestor.redelivery.HeldMessages`) and is delivered again, up to
 ``max_deliveries`` times; after that it is counted in :attr:`FileSource.failed` and the run
