@@ -77,7 +77,7 @@ def test_a_missing_bundled_component_says_what_to_install(
     (tmp_path / "in.jsonl").write_text('{"a": 1}\n')
     proc = ingest_core_only(core_only, tmp_path, *args)
     assert proc.returncode == 2
-    available = {"source": "file", "sink": "file", "encoder": "jsonl"}[kind]
+    available = {"source": "file, replay", "sink": "file", "encoder": "jsonl"}[kind]
     dist, extra = bundled.distribution, bundled.extra  # type: ignore[attr-defined]
     assert proc.stderr == (
         f"ingest: error: unknown {kind} '{name}' (available: {available}): it comes with "
@@ -110,7 +110,7 @@ def test_a_disabled_bundled_plugin_says_it_is_disabled(run_ingest) -> None:  # t
                       env={"INGEST_DISABLE_PLUGINS": "sqs"})
     assert proc.returncode == 2
     assert proc.stderr.endswith(
-        "unknown source 'sqs' (available: file, redis-streams): "
+        "unknown source 'sqs' (available: file, redis-streams, replay): "
         "the sqs plugin is disabled by INGEST_DISABLE_PLUGINS\n")
 
 
@@ -123,7 +123,7 @@ def test_a_bundled_plugin_that_fails_to_load_says_so(
                             "--sink-opt", "path=out", extra_path=broken)
     assert proc.returncode == 2
     assert proc.stderr.splitlines()[-1] == (
-        "ingest: error: unknown source 'sqs' (available: file): the sqs plugin of "
+        "ingest: error: unknown source 'sqs' (available: file, replay): the sqs plugin of "
         "parquet-ingestor-sqs 9.9 failed to load: ImportError: no module named boto3")
 
 

@@ -139,7 +139,8 @@ def test_builtins_register_through_the_entry_point(run_ingest: Any) -> None:
     assert builtins["distribution"] == "parquet-ingestor"
     assert builtins["module"] == "parquet_ingestor.builtins"
     names = {(c["kind"], c["name"]) for c in builtins["components"]}
-    assert names == {("source", "file"), ("transformer", "json"), ("encoder", "jsonl"),
+    assert names == {("source", "file"), ("source", "replay"), ("transformer", "json"),
+                     ("encoder", "jsonl"),
                      ("sink", "file")}
     gone = run_ingest("plugins", "--json", env={"INGEST_DISABLE_PLUGINS": "builtins"})
     assert "builtins" not in {p["name"] for p in json.loads(gone.stdout)}

@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import click
@@ -56,7 +57,8 @@ def _pipeline_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def _component_options(func: Callable[..., Any]) -> Callable[..., Any]:
+def _component_options(func: Callable[..., Any],
+                       flags: Sequence[str] = _COMPONENT_FLAGS) -> Callable[..., Any]:
     helps = {
         "source": "where messages come from (see `ingest plugins`)",
         "transformer": "turns messages into records [default: json]",
@@ -64,7 +66,7 @@ def _component_options(func: Callable[..., Any]) -> Callable[..., Any]:
         "sink": "where files go",
         "error_sink": "where rejected messages go (default: back to the source)",
     }
-    for name in reversed(_COMPONENT_FLAGS):
+    for name in reversed(flags):
         flag = name.replace("_", "-")
         func = click.option(f"--{flag}-opt", f"{name}_opt", multiple=True, metavar="K=V",
                             help=f"option for the {flag} (repeatable)")(func)
@@ -104,11 +106,30 @@ def cli(ctx: click.Context, /, config_file: str | None, validate: bool, **params
         click.echo(ctx.get_help())  # a bare `ingest`: what to type, not "no source given"
         ctx.exit(0)
     early = _hold_signals()
+    pipeline, values = _build(config_file, params)
+    if validate:
+        pipeline.validate()
+        from .metric_adapters import build_adapters
+
+        for adapter in build_adapters(values, get_registry()):  # the OTLP receiver answers...
+            adapter.close()
+        names = ", ".join(f"{kind.replace('_', ' ')} {name}" for kind, name in pipeline.names.items())
+        click.echo(f"ingest: configuration OK ({names})")
+        ctx.exit(0)
+    ctx.exit(_run(pipeline, values, early))
+
+
+def _build(config_file: str | None, params: dict[str, Any],
+           source: ComponentChoice | None = None) -> tuple[Any, dict[str, Any]]:
+    """The pipeline and the run's values from a TOML file, INGEST_* variables and flags
+    (``source`` replaces the configured one: ``ingest replay``)."""
     registry = get_registry()
     config = RunConfig()
     if config_file:
         config = load_toml(config_file, registry)
     config = merge(config, _config_from_params(params))
+    if source is not None:
+        config.source = source
     values = config.values()
     from .logs import setup_logging
 
@@ -117,17 +138,7 @@ def cli(ctx: click.Context, /, config_file: str | None, validate: bool, **params
     from .logs import mask_secrets
 
     mask_secrets(secret_values(config, registry))  # secret option values never reach a log
-    pipeline = build_pipeline(config, registry)
-    if validate:
-        pipeline.validate()
-        from .metric_adapters import build_adapters
-
-        for adapter in build_adapters(values, registry):  # the OTLP receiver answers...
-            adapter.close()
-        names = ", ".join(f"{kind.replace('_', ' ')} {name}" for kind, name in pipeline.names.items())
-        click.echo(f"ingest: configuration OK ({names})")
-        ctx.exit(0)
-    ctx.exit(_run(pipeline, values, early))
+    return build_pipeline(config, registry), values
 
 
 def _config_from_params(params: dict[str, Any]) -> RunConfig:
@@ -193,6 +204,8 @@ def _run(pipeline: Any, values: dict[str, Any], early: SignalPolicy | None = Non
     )
     if pipeline.aborted:
         return 130
+    if getattr(pipeline.source, "unread", None):
+        return 1  # files not read to their end: the source logged which, and why
     failed = getattr(pipeline.source, "failed", None)
     if failed:
         hint = ("" if getattr(pipeline, "error_sink", None) is not None else
@@ -286,6 +299,42 @@ def _print_plugins(registry: Registry) -> None:
 
 
 cli.add_command(demo_command)
+
+
+@cli.command("replay", epilog=f"SIZE: {SIZE_FORMS}. DURATION: {DURATION_FORMS}.",
+             context_settings={"auto_envvar_prefix": "INGEST",  # INGEST_SINK..., as a run
+                               "help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.argument("urls", nargs=-1, required=True, metavar="URL...")
+@click.option("--dry-run", is_flag=True,
+              help="print the records' counts by reason, write nothing")
+@click.option("--force", is_flag=True, help="replay files that carry a .replayed marker too")
+@partial(_component_options, flags=_COMPONENT_FLAGS[1:])
+@_pipeline_options
+@click.option("--config", "config_file", metavar="FILE.toml",
+              help="TOML config file (its source is replaced by the URLs)")
+def replay_command(urls: tuple[str, ...], dry_run: bool, force: bool, config_file: str | None,
+                   **params: Any) -> None:
+    """Run error-sink records (URL: a file, directory, prefix or glob, local or s3://, gs://
+    ...) through the transformer, encoder and sink again; each takes its original message id,
+    and the reason it was rejected is kept in the attribute rejected_reason. A file whose
+    records were all written or rejected again gets a FILE.replayed marker; a second replay
+    skips it (unless --force). Takes the same options as a run.
+    """
+    if dry_run:
+        from .replay import count_reasons
+
+        reasons, files, skipped = count_reasons(urls, force)
+        marked = f", {skipped} skipped (already replayed)" if skipped else ""
+        click.echo(f"{sum(reasons.values())} records in {files} file(s){marked}; by reason:")
+        for reason, count in reasons.most_common():
+            click.echo(f"{count:>8}  {reason}")
+        return
+    early = _hold_signals()
+    pipeline, values = _build(config_file, params, ComponentChoice(
+        "replay", {"path": list(urls), "force": force}))
+    if pipeline.error_sink is not None:
+        pipeline.source.destinations["error_sink"] = pipeline.error_sink.url("")
+    sys.exit(_run(pipeline, values, early))
 
 
 @cli.command("new-plugin")

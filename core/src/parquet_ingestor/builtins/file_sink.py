@@ -1,9 +1,16 @@
-"""Sink ``file``: a local directory. Writes a hidden temporary file, fsyncs, then renames.
+"""Sink ``file``: a local directory, or an object store URL without a sink of its own.
+
+A local directory: writes a hidden temporary file, fsyncs, then renames.
 
 Keys never leave the root: absolute keys, ``..`` and symlinks that point outside are refused.
 A process killed mid-write (SIGKILL, power loss) leaves its temporary file: at start the sink
 removes files of its own temporary pattern (``.NAME.XXXXXXXX.tmp``) older than ``stale_temps``
 (a live writer's file is never that old), and checks that it can write to the root.
+
+A URL (``s3://``, ``gs://``, ``azure://``, written through smart-open, see :mod:`..urls`): an
+object is visible only once committed (s3 multipart upload, gs resumable upload, azure block
+list), and an abort terminates the upload, leaving nothing. Schemes that write in place
+(``hdfs``, ``sftp``) cannot keep that promise and are refused; ``http(s)`` cannot be written.
 """
 
 from __future__ import annotations
@@ -21,8 +28,10 @@ from typing import Any
 from ..errors import ConfigError
 from ..interfaces import BaseSink
 from ..keys import check_key
+from ..urls import ATOMIC_SCHEMES, SCHEMES, UrlStore, UrlWriter, is_url, local_path
 
 log = logging.getLogger(__name__)
+_WHERE = "sink 'file' option 'path'"
 _TEMP = re.compile(r"\..+\.[0-9a-f]{8}\.tmp")  # _FileWriter's temporary names
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(
     os, "O_CLOEXEC", 0)
@@ -30,17 +39,31 @@ _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | g
 
 class FileSink(BaseSink):
     def __init__(self, path: str, fsync: bool = True, stale_temps: float = 3600.0) -> None:
+        self.store: UrlStore | None = None
+        self.fsync = fsync
+        self.stale_temps = stale_temps
+        if is_url(path):
+            scheme = path.split("://", 1)[0].lower()
+            if scheme in SCHEMES and scheme not in ATOMIC_SCHEMES:
+                raise ConfigError(f"{_WHERE}: {scheme}:// cannot be written all or nothing (an "
+                                  f"object visible only once complete); use "
+                                  f"{', '.join(s + '://' for s in ATOMIC_SCHEMES)} or a local path")
+            self.store = UrlStore(path, _WHERE)
+            self.prefix = path.rstrip("/") + "/"
+            return
+        path = local_path(path)
         try:
             os.makedirs(path, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"sink 'file' option 'path': cannot create {path!r}: "
                               f"{exc.strerror}") from None
         self.root = Path(os.path.realpath(path))
-        self.fsync = fsync
-        self.stale_temps = stale_temps
 
     def start(self, context: Any = None) -> None:
         """Check the root is writable (``--validate`` too) and remove stale temporaries."""
+        if self.store is not None:
+            self.store.check_writable(self.prefix)
+            return
         probe = self.root / f".ingest-probe.{secrets.token_hex(4)}"
         try:
             os.close(os.open(probe, _FLAGS, 0o644))
@@ -80,10 +103,16 @@ class FileSink(BaseSink):
             raise PermissionError(f"key {key!r} resolves outside the sink root {self.root}")
         return real_parent / target.name
 
-    def open(self, key: str, content_type: str, metadata: Mapping[str, str]) -> _FileWriter:
+    def open(self, key: str, content_type: str,
+             metadata: Mapping[str, str]) -> _FileWriter | UrlWriter:
+        if self.store is not None:
+            check_key(key)
+            return self.store.writer(self.prefix + key, metadata, content_type)
         return _FileWriter(self.resolve(key), self.fsync)
 
     def url(self, key: str) -> str:
+        if self.store is not None:
+            return self.prefix + key
         return self.root.joinpath(*key.split("/")).as_uri()
 
 

@@ -1,5 +1,9 @@
 """Source ``file``: one message per line of JSON-lines files, a directory, a glob, or stdin.
 
+``path`` may be a URL (``s3://``, ``http(s)://``...): :mod:`..urls` lists and reads it, with
+retries; a file that still cannot be read is logged, the next one is read, and the run exits 1
+(:attr:`FileSource.unread`). Local paths take the fast path below.
+
 A file cannot redeliver, so a nacked line waits in memory for the nack's delay (in the core's
 :class:`~parquet_ingestor.redelivery.HeldMessages`) and is delivered again, up to
 ``max_deliveries`` times; after that it is counted in :attr:`FileSource.failed` and the run
@@ -24,6 +28,7 @@ import select
 import sys
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Generator, Sequence
 from datetime import UTC, datetime
@@ -35,6 +40,7 @@ from ..interfaces import BaseSource, RunContext
 from ..message import Message
 from ..redelivery import HeldMessages
 from ..units import parse_size
+from ..urls import ReadFailed, UrlStore, is_url, local_path
 
 log = logging.getLogger(__name__)
 _BLOCK = 1 << 20  # bytes read at a time (then completed to a whole line)
@@ -43,6 +49,7 @@ _POLL = 0.1  # seconds the stdin reader waits for input before checking for a st
 _BODY = attrgetter("body")
 _BOM = b"\xef\xbb\xbf"
 _NL_BOM = b"\n" + _BOM
+_WHERE = "source 'file' option 'path'"
 _PATTERNS = ("*.jsonl", "*.ndjson", "*.json", "*.jsonl.gz", "*.ndjson.gz", "*.json.gz")
 
 
@@ -55,7 +62,12 @@ class FileSource(BaseSource):
         self.max_deliveries = max_deliveries
         self.read_ahead = parse_size(read_ahead) if isinstance(read_ahead, str) else read_ahead
         self.spill = spill or ""
-        self.files = ["-"] if path == "-" else self._expand(path)
+        # a URL is listed and read through smart-open (..urls); a local path takes the fast path
+        self._store = UrlStore(path, _WHERE) if is_url(path) else None
+        self.files = ["-"] if path == "-" else (
+            self._store.expand(path) if self._store else self._expand(local_path(path)))
+        self.unread: list[str] = []  # files not read to their end (the log says why); exit 1
+        self.complete: list[str] = []  # files read to their end
         self.failed: list[Message] = []
         self.spilled = 0  # lines saved to the spill file by close()
         self.unwritten: list[Message] = []  # lines read and not written, found by close()
@@ -96,16 +108,12 @@ class FileSource(BaseSource):
         per-line Python loop here was the receive thread's bottleneck.
         """
         for name in self.files:
-            if name == "-":
-                handle: IO[bytes] = sys.stdin.buffer
-                label = "stdin"
-            else:
-                handle = gzip.open(name, "rb") if name.endswith(".gz") else open(name, "rb")  # type: ignore[assignment]  # noqa: SIM115
-                label = name
-            self._open_file = handle
+            label = "stdin" if name == "-" else name
+            number = 0  # lines before this block
             try:
+                handle = self._open(name)
+                self._open_file = handle
                 read = handle.read  # fills whole blocks (read1 stops at the 8 KiB buffer)
-                number = 0  # lines before this block
                 while block := read(_BLOCK):
                     lines = block.split(b"\n")
                     if lines[-1]:
@@ -116,10 +124,26 @@ class FileSource(BaseSource):
                     self._position = (label, number)
                     yield _messages(label, number - len(lines), lines,
                                     b"\r" in block or b"\r" in lines[-1], _bom_at_line_start(block))
+            except (ReadFailed, OSError, EOFError, zlib.error) as exc:  # the next file is read
+                self.unread.append(name)
+                log.error("could not read %s to its end, after line %d: %s (lines read before "
+                          "are kept; exit 1)", label, number, exc)
+                continue
+            else:
+                self.complete.append(name)
+                if self._store is not None:
+                    log.info("read %s to its end (%d lines)", name, number)
             finally:
-                if handle is not sys.stdin.buffer:
-                    handle.close()
+                if self._open_file is not None and self._open_file is not sys.stdin.buffer:
+                    self._open_file.close()
                 self._open_file = None
+
+    def _open(self, name: str) -> IO[bytes]:
+        if name == "-":
+            return sys.stdin.buffer
+        if self._store is not None:  # retries a read that fails midway
+            return self._store.reader(name)  # type: ignore[return-value]
+        return gzip.open(name, "rb") if name.endswith(".gz") else open(name, "rb")  # type: ignore[return-value]  # noqa: SIM115
 
     def start(self, context: RunContext) -> None:
         """A run's ``--max-deliveries`` bounds how often a nacked line comes again."""
@@ -277,6 +301,10 @@ class FileSource(BaseSource):
         self.unwritten = unwritten + ([Message("stdin:partial", partial)] if partial else [])
         if self.unwritten:
             self._spill(self.unwritten, bool(partial))
+        if self.unread:
+            log.error("%d file(s) not read to their end: %s; read to their end: %s",
+                      len(self.unread), ", ".join(self.unread),
+                      ", ".join(self.complete) or "none")
 
     def _spill(self, messages: list[Message], partial: bool) -> None:
         """Save unwritten lines, one per line as they were read, and say where (without a
