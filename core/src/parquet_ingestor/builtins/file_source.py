@@ -43,6 +43,7 @@ _POLL = 0.1  # seconds the stdin reader waits for input before checking for a st
 _BODY = attrgetter("body")
 _BOM = b"\xef\xbb\xbf"
 _NL_BOM = b"\n" + _BOM
+_BOM_LEAD = _BOM[:1]
 _PATTERNS = ("*.jsonl", "*.ndjson", "*.json", "*.jsonl.gz", "*.ndjson.gz", "*.json.gz")
 
 
@@ -219,7 +220,7 @@ class FileSource(BaseSource):
                 *lines, pending = pending.split(b"\n")
                 size = sum(map(len, lines))
                 # lines after the first begin in this chunk; the first may begin earlier
-                bom = _NL_BOM in chunk or lines[0].startswith(_BOM)
+                bom = (_BOM_LEAD in chunk and _NL_BOM in chunk) or lines[0].startswith(_BOM)
                 into.put(_messages("stdin", number, lines, b"\r" in chunk, bom), size)
                 number += len(lines)
         except OSError as exc:
@@ -307,8 +308,10 @@ class FileSource(BaseSource):
 
 def _bom_at_line_start(block: bytes) -> bool:
     """A byte order mark opens a line of ``block`` (which starts at a line start). U+FEFF
-    inside values is common in real text and must not cost a pass over every line."""
-    return block.startswith(_BOM) or _NL_BOM in block
+    inside values is common in real text and must not cost a pass over every line. The
+    one-byte test runs at memchr speed; the four-byte search (~1 ns a byte: its skip table
+    is no help on JSON text) only runs on blocks that hold a 0xEF byte at all."""
+    return block.startswith(_BOM) or (_BOM_LEAD in block and _NL_BOM in block)
 
 
 def _line_order(message: Message) -> tuple[str, int]:
