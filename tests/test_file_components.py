@@ -182,6 +182,19 @@ def test_json_transformer_pretty_printed_object_is_one_record() -> None:
     assert decoded.rows == [{"a": 1, "b": "x"}] and rejected == []
 
 
+def test_json_transformer_marks_one_line_batches_only_when_every_body_is_one() -> None:
+    """``JsonLines.one_line`` lets the decoder skip its own line-break scan: it is set only
+    when every body is an object on one line, and a batch with a CR, an LF or a leading space
+    still decodes to one row per message."""
+    clean = JsonTransformer().transform([Message("a", b'{"a": 1}'), Message("b", b'{"a": 2}')])
+    assert clean.records.one_line is True
+    for odd in (b'{"a":\n 2}', b'{"a": 2}\r', b' {"a": 2}'):
+        result = JsonTransformer().transform([Message("a", b'{"a": 1}'), Message("b", odd)])
+        assert result.records.one_line is False and not result.rejected
+        decoded, rejected = result.records.decode()
+        assert decoded.rows == [{"a": 1}, {"a": 2}] and rejected == []
+
+
 def test_json_transformer_schema_file_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         JsonTransformer(schema=str(tmp_path / "none.json"))

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from parquet_ingestor.builtins import file_source
 from parquet_ingestor.builtins.file_source import FileSource
+from parquet_ingestor.message import Message
 
 
 def drain(source: FileSource, step: int) -> list[tuple[str, bytes]]:
@@ -59,4 +60,19 @@ def test_nacked_lines_come_back_first(tmp_path: Path) -> None:
     source.nack(first[:2])
     again = source.receive(4, 0.0)
     assert [m.id for m in again] == [first[0].id, first[1].id, f"{path}:5", f"{path}:6"]
+    source.close()
+
+
+def test_line_ids_are_made_on_demand_and_can_be_set(tmp_path: Path) -> None:
+    """Lines carry their number, not an id string; the id reads as ``path:N`` (blank lines
+    counted), and a source or test that sets it keeps what it set."""
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b'{"a": 1}\n\n{"a": 2}\n')
+    source = FileSource(str(path))
+    first, second = source.receive(10, 0.0)
+    assert (first.id, second.id) == (f"{path}:1", f"{path}:3")
+    assert isinstance(first, Message) and repr(first) == f"Message(id='{path}:1', size=8)"
+    second.id = "renamed"
+    assert second.id == "renamed"
+    source.ack([first, second])
     source.close()

@@ -55,3 +55,22 @@ def test_uncounted_lease_takes_any_iterable_and_waiting_lists_nacked_in_due_orde
     assert held.waiting() == [b, c]
     held.settle(iter([a]))
     assert sorted(m.id for m in held.held()) == ["b", "c"]
+
+
+def test_uncounted_leases_settle_forget_and_release_alongside_counted_ones() -> None:
+    """Uncounted leases are kept by object (the file source's fast path), counted ones by id:
+    every operation sees both, and a nacked uncounted message is leased again once due."""
+    held = HeldMessages()
+    lines = [Message(f"f:{i}", b"{}") for i in range(6)]
+    counted = Message("q", b"{}")
+    held.lease(lines, count=False)
+    held.lease([counted])
+    assert len(held) == 7
+    held.settle(lines[:2])  # acked: gone
+    held.nack([lines[2]], 0)  # given back, due at once, then leased again (by id)
+    assert held.due(5) == [lines[2]] and lines[2].deliveries == 2
+    held.forget([lines[3]])
+    assert sorted(m.id for m in held.held()) == ["f:2", "f:4", "f:5", "q"]
+    held.settle([lines[2], counted])
+    assert sorted(m.id for m in held.held()) == ["f:4", "f:5"] and len(held) == 2
+    assert sorted(m.id for m in held.release()) == ["f:4", "f:5"] and len(held) == 0

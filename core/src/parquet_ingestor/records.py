@@ -43,12 +43,15 @@ class JsonLines:
 
     ``columns`` maps a column name to one value per row (message attributes the user asked for,
     such as ``_message_id``). ``schema`` is the explicit schema when the user gave one.
+    ``one_line``: the producer checked that every line starts with ``{`` and holds no CR or
+    LF, so a decoder need not scan the batch for line breaks again.
     """
 
     lines: list[bytes]
     sources: list[int]
     columns: dict[str, list[Any]] = field(default_factory=dict)
     schema: SchemaSpec | None = None
+    one_line: bool = False
 
     def __len__(self) -> int:
         return len(self.lines)

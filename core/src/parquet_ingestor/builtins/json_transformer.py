@@ -62,7 +62,8 @@ class JsonTransformer:
         if not self.lines and messages:
             bodies = list(map(_BODY, messages))
             if _all_one_line_objects(bodies):
-                return self._result(messages, bodies, list(range(len(bodies))), [])
+                return self._result(messages, bodies, list(range(len(bodies))), [],
+                                    one_line=True)
         lines: list[bytes] = []
         sources: list[int] = []
         rejected: list[Rejection] = []
@@ -92,7 +93,7 @@ class JsonTransformer:
 
     def _result(
         self, messages: Sequence[Message], lines: list[bytes], sources: list[int],
-        rejected: list[Rejection],
+        rejected: list[Rejection], one_line: bool = False,
     ) -> TransformResult:
         columns: dict[str, list[Any]] = {}
         if self.add_attributes:
@@ -102,7 +103,8 @@ class JsonTransformer:
                 columns[column] = [messages[s].id for s in sources]
             else:
                 columns[column] = [_attribute(messages[s], name) for s in sources]
-        return TransformResult(JsonLines(lines, sources, columns, self.schema), rejected)
+        return TransformResult(JsonLines(lines, sources, columns, self.schema, one_line),
+                               rejected)
 
     def _without_collisions(
         self, messages: Sequence[Message], lines: list[bytes], sources: list[int],

@@ -264,7 +264,8 @@ class ParquetEncoder:
         read_schema = self.dataset.read_types()
         parse = lambda schema: parse_lines(  # noqa: E731
             records.lines, schema if len(schema) else None, "infer",
-            max_depth=self.max_depth, max_keys=self.max_keys)
+            max_depth=self.max_depth, max_keys=self.max_keys,
+            one_line=records.one_line)
         parsed = parse(read_schema)
         times = _inferred_times(parsed.tables, read_schema)
         if times:  # the JSON reader took text for times: read those fields again as text

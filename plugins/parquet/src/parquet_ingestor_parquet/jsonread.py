@@ -41,13 +41,15 @@ class ParsedLines:
 def parse_lines(
     lines: Sequence[bytes], schema: pa.Schema | None, unexpected_fields: str,
     max_depth: int = DEFAULT_MAX_DEPTH, max_keys: int = DEFAULT_MAX_KEYS,
+    one_line: bool = False,
 ) -> ParsedLines:
     """Parse JSON object lines; ``unexpected_fields`` is ``infer`` or ``ignore`` (with a schema).
 
     Lines nested deeper than ``max_depth`` or with an object of more than ``max_keys`` keys are
     rejected before parsing (:mod:`.limits`). A line that fails only because of ``schema`` (a
     number where text is declared) is parsed again without it, so the caller can give the
-    reason in its own terms.
+    reason in its own terms. ``one_line``: the caller knows no line holds a CR or LF
+    (:attr:`JsonLines.one_line`), so the batch is not scanned for them (~3 ms a 5 MiB batch).
     """
     result = ParsedLines()
     if not lines:
@@ -58,7 +60,7 @@ def parse_lines(
     inferring = pj.ParseOptions(newlines_in_values=False) if schema is not None else None
     work_lines: Sequence[bytes] = lines
     data: bytes | None = _wrap(lines)
-    if data.count(b"\n") != len(lines) - 1 or b"\r" in data:
+    if not one_line and (data.count(b"\n") != len(lines) - 1 or b"\r" in data):
         # A line break inside a JSON text is only legal between tokens, where a space is the same.
         work_lines = [_one_line(line) for line in lines]
         data = None
