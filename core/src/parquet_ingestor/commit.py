@@ -27,6 +27,7 @@ from .gcpause import gc_paused
 from .interfaces import Frame, Sink, SinkTransaction, SinkWriter, begin
 from .layout import without
 from .logs import reason_summary
+from .memory import HELD_MESSAGE_BYTES
 from .message import Message, Rejection
 from .openfiles import Held, OpenFile, OpenFiles
 from .retry import RetryPolicy
@@ -421,18 +422,17 @@ class Committer:
 
     def _seal(self, held: Held, nbytes: int) -> None:
         """A batch's rows are all in open files: it settles when they have committed. Its
-        messages' bodies go (``settles_without_body``) or count against ``max_held_bytes``,
-        past which every open file commits."""
+        messages' bodies go (``settles_without_body``: then each counts ~HELD_MESSAGE_BYTES)
+        or count in full against ``max_held_bytes``, past which every open file commits."""
         p = self.pipeline
-        over = False
         if getattr(p.source, "settles_without_body", False) is True:
             for message in held.batch:  # rows are encoded: keep ids and handles, not the input
                 message.body = b""
-        else:
-            held.nbytes = nbytes
-            with self._held_lock:
-                self._held_bytes += nbytes
-                over = self._held_bytes > p.settings.max_held_bytes
+            nbytes = len(held.batch) * HELD_MESSAGE_BYTES
+        held.nbytes = nbytes
+        with self._held_lock:
+            self._held_bytes += nbytes
+            over = self._held_bytes > p.max_held_bytes
         held.seal()
         if over:
             try:

@@ -47,7 +47,7 @@ class Held:
     def __init__(self, batch: Sequence[Message], rejected: set[int], received: float,
                  settle: Callable[[Held], None]) -> None:
         self.batch = batch
-        self.nbytes = 0  # input bytes counted against max_held_bytes (0: bodies dropped)
+        self.nbytes = 0  # bytes counted against max_held_bytes (bodies, or ~200 B a message)
         self.rejected = rejected
         self.received = received
         self.failed: set[int] = set()
@@ -246,6 +246,19 @@ class OpenFiles:
                     file.scheduled = True
                     out.append(file)
         return out
+
+    def closable(self, peek: bool = False) -> list[OpenFile]:
+        """The largest open file not yet scheduled to close (none: an empty list): what to
+        commit early to free the messages it holds. Marked scheduled unless ``peek``, so it
+        is returned once."""
+        with self._lock:
+            files = [f for f in self._files.values() if not f.scheduled]
+            if not files:
+                return []
+            largest = max(files, key=lambda f: f.stream.count)
+            if not peek:
+                largest.scheduled = True
+        return [largest]
 
     def all(self) -> list[OpenFile]:
         with self._lock:

@@ -7,12 +7,11 @@ import logging
 from collections.abc import Sequence
 from typing import Any, BinaryIO
 
-import pyarrow as pa
 from parquet_ingestor.errors import ConfigError
 from parquet_ingestor.interfaces import Decoded
 from parquet_ingestor.records import JsonLines, RecordList
 
-from . import POOL_CHOSEN_BY_USER
+from .arrowpool import pa
 from .combine import unify_new_columns
 from .compat import PROFILES
 from .dataset import DatasetSchema, TypeRules, positions_raw
@@ -122,7 +121,6 @@ class ParquetEncoder:
         self._required = False  # a sink's schema is the authority: nothing read back
         self._merged_spec: Any = None  # the records' schema last merged (JsonLines.schema)
         self._row_type: pa.StructType | None = None  # inferred for the last batch of dicts
-        _prefer_system_allocator()
     def _check_codec(self) -> None:
         codec, level = self.settings.compression, self.settings.compression_level
         if codec == "none":
@@ -321,18 +319,6 @@ class ParquetEncoder:
             return FastparquetFrameWriter(stream, schema, self.settings)
         first = frame.table if isinstance(frame, ArrowFrame) else None
         return ArrowFrameWriter(stream, schema, self.settings, first=first)
-
-
-def _prefer_system_allocator() -> None:
-    """Arrow buffers from the C library's allocator, unless ARROW_DEFAULT_MEMORY_POOL chooses.
-
-    pyarrow's default (mimalloc) kept ~100 MiB more resident across the flush threads for the
-    same throughput (docs/performance.md); glibc gives freed batches back. Process-wide. The
-    package's ``__init__`` sets the variable, which covers Arrow's C++ internals when pyarrow
-    was not imported before; this covers pyarrow's own default when it was.
-    """
-    if not POOL_CHOSEN_BY_USER:
-        pa.set_memory_pool(pa.system_memory_pool())
 
 
 def _inferred_times(tables: list[pa.Table], declared: pa.Schema) -> list[pa.Field]:
