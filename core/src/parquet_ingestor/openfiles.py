@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -107,7 +108,8 @@ class OpenFile:
     opened: float
     frame_writer: FrameWriter | None = None
     rows: int = 0
-    sources: dict[Held, list[int]] = field(default_factory=dict)
+    # per batch: its rows' message indices, 4 bytes a row (a file may hold millions)
+    sources: dict[Held, array[int]] = field(default_factory=dict)
     oldest: float = float("inf")
     last_write: float = 0.0
     span: list[datetime] = field(default_factory=list)
@@ -170,7 +172,7 @@ class OpenFiles:
                 chunk = frame if n == rows else frame.slice(start, start + n)
                 if held not in file.sources:
                     held.hold()
-                    file.sources[held] = []
+                    file.sources[held] = array("i")
                 file.sources[held].extend(chunk.sources)
                 file.oldest = min(file.oldest, held.received)
                 file.last_write = time.monotonic()

@@ -81,7 +81,7 @@ class Pipeline:
         self._stop = threading.Event()
         self._abort = threading.Event()
         self._queue: queue.Queue[list[Message] | Callable[[], object] | None] = queue.Queue(
-            maxsize=self.settings.workers)
+            maxsize=max(1, self.settings.workers // 4))
         self._busy = 0
         self._busy_lock = threading.Lock()
         self._commit = Committer(self)
