@@ -33,7 +33,7 @@ BATCH_FACTOR = 4
 #: Message, its id, the source's and the file's bookkeeping).
 HELD_MESSAGE_BYTES = 200
 #: Smallest batch the limit shrinks batches to.
-MIN_BATCH_BYTES = 256 << 10
+MIN_BATCH_BYTES = 1 << 20
 #: Seconds an RSS reading is reused.
 CACHE_SECONDS = 0.02
 
@@ -164,15 +164,17 @@ class MemoryLimit:
         return max(1, min(configured, (self.limit - self.baseline) // 6))
 
     def check(self, batch_max_bytes: int, flag: str = "--memory-limit") -> None:
-        """ConfigError when the limit is below what one batch of ``batch_max_bytes`` needs."""
+        """ConfigError when the limit is below what one batch needs: the process as it is
+        plus one batch as small as batches shrink to (``--batch-max-bytes`` if smaller)."""
         if self.limit is None:
             return
-        needs = self.baseline + BATCH_FACTOR * batch_max_bytes
+        batch = min(batch_max_bytes, MIN_BATCH_BYTES)
+        needs = self.baseline + BATCH_FACTOR * batch
         if self.limit < needs:
             raise ConfigError(
                 f"{flag}: {_mib(self.limit)} is below what one batch needs: {_mib(needs)} "
-                f"(the process's {_mib(self.baseline)} + {BATCH_FACTOR} x --batch-max-bytes "
-                f"{_mib(batch_max_bytes)})")
+                f"(the process's {_mib(self.baseline)} + {BATCH_FACTOR} x a batch of "
+                f"{_mib(batch, 1)})")
 
     def release_freed(self) -> None:
         """Give memory the allocator keeps but no longer uses back to the system."""
@@ -187,5 +189,5 @@ class MemoryLimit:
             log.warning(message, *args)
 
 
-def _mib(n: int) -> str:
-    return f"{n / (1 << 20):.0f}MiB"
+def _mib(n: int, digits: int = 0) -> str:
+    return f"{n / (1 << 20):.{digits}f}MiB"

@@ -100,6 +100,11 @@ class Pipeline:
         #: bytes of messages that may wait in open files (``max_held_bytes``, or less to fit
         #: the memory limit)
         self.max_held_bytes = self.memory.held_bytes(self.settings.max_held_bytes)
+        if self.batch_limits.max_bytes < self.settings.batch.max_bytes:
+            log.info("batches of at most %.1f MiB (not %.1f) to stay within --memory-limit "
+                     "%.0f MiB", self.batch_limits.max_bytes / (1 << 20),
+                     self.settings.batch.max_bytes / (1 << 20),
+                     (self.memory.limit or 0) / (1 << 20))
 
     def _memory_limit(self) -> MemoryLimit:
         """``--memory-limit``, or 80% of the cgroup's limit when not given (0: off)."""
