@@ -153,6 +153,9 @@ def _hold_signals() -> SignalPolicy:
 def _run(pipeline: Any, values: dict[str, Any], early: SignalPolicy | None = None) -> int:
     """Run with signal handling (:mod:`.shutdown`): SIGTERM/SIGHUP/SIGINT drain, a second
     SIGINT or ``--shutdown-timeout`` aborts. ``early`` holds what came during start-up."""
+    from .memory import limit_malloc_arenas
+
+    limit_malloc_arenas()  # the command owns its process; the library does not do this
     shutdown = Shutdown(pipeline, values.get("shutdown_timeout"), early)
     exporter = None
     status = StatusLine(pipeline).start() if is_tty() else None

@@ -167,7 +167,7 @@ class OpenFiles:
                 if file.closed:
                     continue  # committed by another thread meanwhile: open a new one
                 per_row = self.committer.bytes_per_row() or per_row_guess or 1.0
-                room = max(1, int((target - file.stream.count) / per_row))
+                room = max(1, int((target - _size(file, per_row)) / per_row))
                 n = min(rows - start, room)
                 chunk = frame if n == rows else frame.slice(start, start + n)
                 if held not in file.sources:
@@ -189,7 +189,7 @@ class OpenFiles:
                     continue
                 file.rows += n
                 self._note_span(file, chunk)
-                full = file.stream.count >= target
+                full = _size(file, per_row) >= target
             if full:
                 self.close([file], "target size")
 
@@ -351,6 +351,12 @@ class OpenFiles:
             self.committer.written_open_file(file)
         for held, sources in file.sources.items():
             held.done(sources, committed)
+
+
+def _size(file: OpenFile, per_row: float) -> float:
+    """The file's encoded size: bytes written, plus the rows its writer still buffers (a
+    row group not yet written) at ``per_row`` bytes each."""
+    return file.stream.count + getattr(file.frame_writer, "buffered_rows", 0) * per_row
 
 
 def _drop(file: OpenFile) -> None:

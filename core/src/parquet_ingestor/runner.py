@@ -91,6 +91,7 @@ class Pipeline:
         self.poison = PoisonGuard(self.settings.max_deliveries)
         self.stopped_reason = ""
         self._check_hold_budget()
+        self._check_row_groups()
         #: the run's memory limit and the process's use of it (pressure, gauges)
         self.memory = self._memory_limit()
         #: batch limits as used: the configured ones, batches shrunk to fit the memory limit
@@ -123,6 +124,15 @@ class Pipeline:
                     else "--batch-max-age (the default of --max-file-age)")
             raise ConfigError(f"{flag}: {self.settings.file_age:g}s is above the source's hold "
                               f"budget of {budget:g}s")
+
+    def _check_row_groups(self) -> None:
+        """A file must hold at least one row group (an encoder's optional
+        ``row_group_bytes``)."""
+        row_group = getattr(self.encoder, "row_group_bytes", None)
+        target = self.settings.target_file_size
+        if target and isinstance(row_group, int) and target < row_group:
+            raise ConfigError(f"--target-file-size: {target} bytes is below the encoder's "
+                              f"row-group size of {row_group} bytes (its row_group_bytes)")
 
     @property
     def hold_budget(self) -> float | None:
