@@ -88,6 +88,11 @@ def test_bad_memory_and_open_file_options_exit_2_with_one_line() -> None:
     assert one_line_error("--memory-limit", "lots").startswith("ingest: error: --memory-limit")
     assert one_line_error("--target-file-size", "64MiB", "--max-open-files", "0") == (
         "ingest: error: --max-open-files: '0' is below the minimum 1")
+    assert one_line_error("--target-file-size", "1MiB", "--encoder-opt",
+                          "row_group_bytes=4MiB") == (
+        "ingest: error: --target-file-size: 1MiB is below the encoder's row-group size of "
+        "4MiB (its option row_group_bytes)")
+    # --max-file-age above a source's hold budget: tests/test_open_files.py (SQS declares one)
 
 
 def events(path: Path, n: int) -> None:

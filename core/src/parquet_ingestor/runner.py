@@ -131,8 +131,9 @@ class Pipeline:
         row_group = getattr(self.encoder, "row_group_bytes", None)
         target = self.settings.target_file_size
         if target and isinstance(row_group, int) and target < row_group:
-            raise ConfigError(f"--target-file-size: {target} bytes is below the encoder's "
-                              f"row-group size of {row_group} bytes (its row_group_bytes)")
+            raise ConfigError(f"--target-file-size: {target / (1 << 20):g}MiB is below the "
+                              f"encoder's row-group size of {row_group / (1 << 20):g}MiB "
+                              f"(its option row_group_bytes)")
 
     @property
     def hold_budget(self) -> float | None:
