@@ -2,7 +2,9 @@
 
 One receive loop (the caller's thread) fills the :class:`~parquet_ingestor.batcher.Batcher`;
 full batches go through a bounded queue to ``workers`` flush threads, so when writes are slow,
-receiving pauses (backpressure) and memory stays bounded by batch size x (2 x workers + 1).
+receiving pauses (backpressure) and memory stays bounded by batch size x (workers + one queued
+per four workers + the one filling); ``--memory-limit`` (:mod:`.memory`) holds the resident
+size.
 Each flush worker hands its batch to :class:`~parquet_ingestor.commit.Committer`.
 """
 
@@ -80,6 +82,8 @@ class Pipeline:
         self._hooks = hooks
         self._stop = threading.Event()
         self._abort = threading.Event()
+        # one batch queued ahead of every four workers: a worker that finishes finds the next
+        # batch, and fewer batches wait in memory (each holds its bodies as Messages)
         self._queue: queue.Queue[list[Message] | Callable[[], object] | None] = queue.Queue(
             maxsize=max(1, self.settings.workers // 4))
         self._busy = 0
@@ -97,7 +101,8 @@ class Pipeline:
         #: batch limits as used: the configured ones, batches shrunk to fit the memory limit
         self.batch_limits = dataclasses.replace(
             self.settings.batch, max_bytes=self.memory.batch_bytes(
-                self.settings.batch.max_bytes, 2 * self.settings.workers + 1))
+                self.settings.batch.max_bytes,
+                self.settings.workers + self._queue.maxsize + 1))
         #: bytes of messages that may wait in open files (``max_held_bytes``, or less to fit
         #: the memory limit)
         self.max_held_bytes = self.memory.held_bytes(self.settings.max_held_bytes)
