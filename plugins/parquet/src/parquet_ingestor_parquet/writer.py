@@ -23,7 +23,7 @@ DICTIONARY_MODES = ("auto", "always", "never")
 #: Arrow bytes a writer buffers before writing a row group, unless row_group_bytes says.
 ROW_GROUP_BYTES = 16 << 20
 #: Arrow bytes all open writers of an encoder buffer together, at most.
-WRITERS_BUDGET = 32 << 20
+WRITERS_BUDGET = 16 << 20
 
 
 @dataclass(frozen=True)
