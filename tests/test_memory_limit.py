@@ -140,12 +140,13 @@ def ids_written(out: Path) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc")
 def test_memory_limit_holds_a_run_that_peaks_far_above_it(tmp_path: Path) -> None:
-    n = 500_000  # ~164 MB of JSON lines
+    n = 600_000  # ~197 MB of JSON lines
     data = tmp_path / "events.jsonl"
     events(data, n)
     expected = sorted(f"e{i}" for i in range(n))
     common = [INGEST, "--source", "file", "--source-opt", f"path={data}", "--sink", "file",
-              "--sink-opt", "fsync=false", "--batch-max-bytes", "64MiB", "--log-level", "WARNING"]
+              "--sink-opt", "fsync=false", "--batch-max-bytes", "100MiB", "--log-level",
+              "WARNING"]
     free = peak_rss_of([*common, "--sink-opt", f"path={tmp_path / 'free'}"])
     assert free > 600 * MiB  # what the limit has to hold back
     assert sorted(ids_written(tmp_path / "free")) == expected
