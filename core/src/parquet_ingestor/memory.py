@@ -18,6 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from .errors import ConfigError
 
@@ -83,12 +84,18 @@ def peak_rss() -> int:
     return 0
 
 
+def _libc_function(name: str) -> Any:
+    """A function of the C library (glibc), or None where there is none."""
+    try:
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
+    except (OSError, AttributeError):
+        return None
+
+
 def _malloc_trim() -> Callable[[], object] | None:
     """glibc's ``malloc_trim(0)`` (returns freed heap pages to the system), or None."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):
+    trim = _libc_function("malloc_trim")
+    if trim is None:
         return None
     trim.argtypes = [ctypes.c_size_t]
     return lambda: trim(0)
@@ -104,13 +111,8 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
     that allocates under contention gets its own arena (up to 8 per core), and freed Arrow
     buffers and batches stay resident in each: 24 open partitions peaked ~37 MiB higher
     (docs/performance.md). True when set."""
-    if "MALLOC_ARENA_MAX" in os.environ:
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(_M_ARENA_MAX, arenas))
-    except (OSError, AttributeError):
-        return False
+    mallopt = None if "MALLOC_ARENA_MAX" in os.environ else _libc_function("mallopt")
+    return bool(mallopt(_M_ARENA_MAX, arenas)) if mallopt is not None else False
 
 
 class MemoryLimit:
