@@ -8,9 +8,10 @@
    vectorized pyarrow limit (benchmarks/limit.py) on the same file, measured in this run;
 2. the same with ``--partition-by event:created_at`` and an hourly key template, the events'
    times spread over 24 hours, so 24 partitions are open at once: peak RSS (goal < 500 MiB);
-3. both again in-process with the file source declaring ``settles_without_body`` (as a source
-   that settles by handle, like SQS, can): held messages keep no body, so memory holds encoded
-   rows rather than the input.
+3. run 1 again with ``--memory-limit`` (default 256MiB): peak RSS against the limit.
+
+Row groups per file are read from the footers (open writers share a memory budget, so with 24
+partitions open the row groups are smaller).
 
 Each run is a child process (wall, CPU and peak RSS from ``wait4``). Not run in CI.
 """
@@ -56,59 +57,50 @@ def spread_over_24_hours(path: str, out: Path) -> str:
     return str(target)
 
 
-def ingest(path: str, work: Path, schema: Path, extra: list[str],
-           by_handle: bool = False) -> tuple[object, dict]:
+def ingest(path: str, work: Path, schema: Path, extra: list[str]) -> tuple[object, dict]:
     out = work / "out"
     shutil.rmtree(out, ignore_errors=True)
-    command = [PYTHON, "-c", BY_HANDLE] if by_handle else [INGEST]
-    argv = [*command, "--source", "file", "--source-opt", f"path={path}",
+    argv = [INGEST, "--source", "file", "--source-opt", f"path={path}",
             "--transformer-opt", f"schema={schema}", "--sink", "file",
             "--sink-opt", f"path={out}", "--sink-opt", "fsync=false", *extra]
     m = run_measured(argv).check()
     import pyarrow.parquet as pq
 
-    files: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
+    files: dict[str, list[tuple[str, int, int, int]]] = defaultdict(list)
     for p in out.rglob("*.parquet"):
         if p.name.startswith("."):
             continue
+        meta = pq.read_metadata(p)
         files[str(p.parent.relative_to(out))].append(
-            (p.name, p.stat().st_size, pq.read_metadata(p).num_rows))
+            (p.name, p.stat().st_size, meta.num_rows, meta.num_row_groups))
     shutil.rmtree(out, ignore_errors=True)
     return m, files
 
 
-BY_HANDLE = """
-import sys
-from parquet_ingestor import config, plugins
-from parquet_ingestor.builtins import file_source
-
-class ByHandle(file_source.FileSource):
-    settles_without_body = True
-
-file_source.FileSource = ByHandle  # what the registry's 'file' factory imports
-from parquet_ingestor.cli import main
-main(sys.argv[1:])
-"""
-
-
 def report(label: str, m: object, files: dict, target: int, events: int,
-           limit_seconds: float | None) -> None:
+           limit: object | None) -> None:
     sizes_ok, sizes_all = 0, 0
     rows = 0
     worst = 0.0
+    groups: list[float] = []
     for entries in files.values():
         entries.sort()  # keys start with {unix_ns} (the open time): the last opened sorts last
-        rows += sum(r for _, _, r in entries)
-        for _, nbytes, _ in entries[:-1]:
+        rows += sum(r for _, _, r, _ in entries)
+        groups += [r / g for _, _, r, g in entries if g]
+        for _, nbytes, _, _ in entries[:-1]:
             sizes_all += 1
             dev = abs(nbytes - target) / target
             worst = max(worst, dev)
             sizes_ok += dev <= 0.15
-    ratio = f"  {limit_seconds / m.seconds:.2f}x the pyarrow limit" if limit_seconds else ""
+    ratio = (f"; {limit.seconds / m.seconds:.2f}x the pyarrow limit's wall time, "
+             f"{limit.cpu_seconds / m.cpu_seconds:.2f}x its CPU time" if limit else "")
     print(f"{label}: {rows:,} rows ({events:,} events) in {sum(map(len, files.values()))} files, "
           f"{len(files)} partitions; {sizes_ok}/{sizes_all} non-last files within +-15% of "
-          f"{mib(target):.0f} MiB (worst {worst:.0%}); {m.seconds:.1f} s, cpu "
-          f"{m.cpu_seconds:.1f} s, peak RSS {mib(m.peak_rss):.0f} MiB{ratio}")
+          f"{mib(target):.0f} MiB (worst {worst:.0%}); sizes "
+          f"{', '.join(sorted({f'{mib(b):.1f}' for e in files.values() for _, b, _, _ in e}))} "
+          f"MiB; ~{sum(groups) / max(1, len(groups)):,.0f} rows per row group; "
+          f"{m.seconds:.1f} s, cpu {m.cpu_seconds:.1f} s, peak RSS {mib(m.peak_rss):.0f} MiB"
+          f"{ratio}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--target", default="64MiB")
     ap.add_argument("--hourly-events", type=int, default=None,
                     help="events for the 24-partition run (default: --events)")
+    ap.add_argument("--memory-limit", default="256MiB")
     args = ap.parse_args(argv)
     target = size(args.target)
     path = events_file(args.events)
@@ -128,12 +121,12 @@ def main(argv: list[str] | None = None) -> int:
         limit_out = work / "limit.parquet"
         limit = run_measured([PYTHON, limit_script(), path, str(limit_out)]).check()
         limit_out.unlink()
-        print(f"pyarrow limit: {args.events:,} events in {limit.seconds:.1f} s, "
-              f"peak RSS {mib(limit.peak_rss):.0f} MiB")
+        print(f"pyarrow limit: {args.events:,} events in {limit.seconds:.1f} s, cpu "
+              f"{limit.cpu_seconds:.1f} s, peak RSS {mib(limit.peak_rss):.0f} MiB")
         common = ["--batch-max-bytes", "5MiB", "--target-file-size", args.target,
                   "--key-template", "%Y/%m/%d/{unix_ns}-{random}.{ext}"]
         m, files = ingest(path, work, schema, common)
-        report("one partition", m, files, target, args.events, limit.seconds)
+        report("one partition", m, files, target, args.events, limit)
         hourly_n = args.hourly_events or args.events
         hourly = spread_over_24_hours(events_file(hourly_n), work)
         m, files = ingest(hourly, work, schema, [
@@ -141,13 +134,9 @@ def main(argv: list[str] | None = None) -> int:
             "--partition-by", "event:created_at",
             "--key-template", "hour=%H/{unix_ns}-{random}.{ext}"])
         report("24 hourly partitions", m, files, target, hourly_n, None)
-        m, files = ingest(path, work, schema, common, by_handle=True)
-        report("one partition, bodies let go", m, files, target, args.events, limit.seconds)
-        m, files = ingest(hourly, work, schema, [
-            "--batch-max-bytes", "5MiB", "--target-file-size", args.target,
-            "--partition-by", "event:created_at",
-            "--key-template", "hour=%H/{unix_ns}-{random}.{ext}"], by_handle=True)
-        report("24 hourly partitions, bodies let go", m, files, target, hourly_n, None)
+        m, files = ingest(path, work, schema, [*common, "--memory-limit", args.memory_limit])
+        report(f"one partition, --memory-limit {args.memory_limit}", m, files, target,
+               args.events, limit)
         os.unlink(hourly)
     return 0
 

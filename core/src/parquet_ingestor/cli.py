@@ -171,8 +171,10 @@ def _hold_signals() -> SignalPolicy:
 def _run(pipeline: Any, values: dict[str, Any], early: SignalPolicy | None = None) -> int:
     """Run with signal handling (:mod:`.shutdown`): SIGTERM/SIGHUP/SIGINT drain, a second
     SIGINT or ``--shutdown-timeout`` aborts. ``early`` holds what came during start-up."""
+    from .memory import limit_malloc_arenas
     from .metric_adapters import start_adapters
 
+    limit_malloc_arenas()  # the command owns its process; the library does not do this
     adapters = start_adapters(pipeline, values, get_registry())  # before anything is received
     shutdown = Shutdown(pipeline, values.get("shutdown_timeout"), early)
     exporter = None

@@ -27,6 +27,7 @@ from .gcpause import gc_paused
 from .interfaces import Frame, Sink, SinkTransaction, SinkWriter, begin
 from .layout import without
 from .logs import reason_summary
+from .memory import HELD_MESSAGE_BYTES
 from .message import Message, Rejection
 from .openfiles import Held, OpenFile, OpenFiles
 from .retry import RetryPolicy
@@ -375,6 +376,7 @@ class Committer:
                 # rows go into the partitions' open files; acks when those files commit
                 held = Held(batch, set(rejected), started - p.settings.batch.max_age,
                             self._settle)
+                bodyless = self._let_bodies_go(batch, rejected)
                 guess = nbytes / max(1, len(decoded.frame)) / 2
                 for part in parts:
                     frame = without(part.frame, rejected) if rejected else part.frame
@@ -408,7 +410,7 @@ class Committer:
             self._route_rejected([Rejection(batch[i], r) for i, r in sorted(rejected.items())],
                                  result, worker)
         if held is not None:
-            self._seal(held, nbytes)
+            self._seal(held, len(batch) * HELD_MESSAGE_BYTES if bodyless else nbytes)
             return self._finish(result, started)
         if failed:
             result.nacked += self.release([batch[i] for i in sorted(failed)])
@@ -419,20 +421,30 @@ class Committer:
         result.acked += self.ack(done)
         return self._finish(result, started)
 
+    def _let_bodies_go(self, batch: Sequence[Message], rejected: Mapping[int, str]) -> bool:
+        """Drop the bodies of a batch whose rows are decoded and laid out, when the source
+        settles without them (``settles_without_body``); rejected messages keep theirs (the
+        error sink writes them). True when dropped."""
+        if getattr(self.pipeline.source, "settles_without_body", False) is not True:
+            return False
+        if rejected:
+            for i, message in enumerate(batch):
+                if i not in rejected:
+                    message.body = b""
+        else:
+            for message in batch:
+                message.body = b""
+        return True
+
     def _seal(self, held: Held, nbytes: int) -> None:
         """A batch's rows are all in open files: it settles when they have committed. Its
-        messages' bodies go (``settles_without_body``) or count against ``max_held_bytes``,
-        past which every open file commits."""
+        messages count ``nbytes`` (their bodies, or ~HELD_MESSAGE_BYTES each once dropped)
+        against ``max_held_bytes``, past which every open file commits."""
         p = self.pipeline
-        over = False
-        if getattr(p.source, "settles_without_body", False) is True:
-            for message in held.batch:  # rows are encoded: keep ids and handles, not the input
-                message.body = b""
-        else:
-            held.nbytes = nbytes
-            with self._held_lock:
-                self._held_bytes += nbytes
-                over = self._held_bytes > p.settings.max_held_bytes
+        held.nbytes = nbytes
+        with self._held_lock:
+            self._held_bytes += nbytes
+            over = self._held_bytes > p.max_held_bytes
         held.seal()
         if over:
             try:

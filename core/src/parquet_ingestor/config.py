@@ -77,8 +77,13 @@ PIPELINE_OPTIONS: tuple[Option, ...] = (
            help="with --target-file-size: files open at once; the least recently written "
                 "commits first"),
     Option("max_held_bytes", "size", default="256MiB", min=1,
-           help="with --target-file-size: input bytes of messages waiting in open files; past "
-                "it every open file commits (sources that settle without the body hold none)"),
+           help="with --target-file-size: bytes of messages waiting in open files (their bodies, "
+                "or ~200 bytes each once a source that settles without the body let it go); "
+                "past it every open file commits"),
+    Option("memory_limit", "size",
+           help="keep the process's resident memory below this: receiving pauses and batches "
+                "shrink before it would pass (0: off) [default: 80% of the cgroup's memory.max "
+                "when one is set, else off]"),
     Option("exit_when_idle", "duration",
            help="stop cleanly once the source has been empty this long"),
     Option("shutdown_timeout", "duration", default="60s", min=0,

@@ -10,7 +10,6 @@ gauges are read when an adapter exports (:func:`gauge_values`).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -196,15 +195,6 @@ def healthy(pipeline: Any) -> tuple[bool, str]:
     return True, f"ok: {metrics.in_flight_messages} messages in flight"
 
 
-def rss_bytes() -> int | None:
-    """Resident memory of this process from /proc (Linux); None elsewhere."""
-    try:
-        with open("/proc/self/statm", "rb") as handle:
-            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def gauge_values(pipeline: Any) -> dict[str, float]:
     """The declared gauges of ``pipeline`` now; a gauge without a value here (no pollers, no
     memory limit, no /proc) is left out. Works on a pipeline-like object with only
@@ -224,8 +214,16 @@ def gauge_values(pipeline: Any) -> dict[str, float]:
         pollers = getattr(getattr(pipeline, "source", None), "poller_count", None)
         if isinstance(pollers, int) and not isinstance(pollers, bool):
             out["pollers"] = pollers
-    rss = rss_bytes()
-    if rss is not None:
-        out["memory_rss_bytes"] = rss
+    memory = getattr(pipeline, "memory", None)  # the run's MemoryLimit (--memory-limit)
+    if memory is not None:
+        values = memory.gauges()
+        out["memory_rss_bytes"] = values["memory_rss_bytes"]
+        if memory.limited:
+            out["memory_limit_bytes"] = values["memory_limit_bytes"]
+    else:
+        from .memory import rss
+
+        if resident := rss():  # 0 where /proc is missing: no gauge
+            out["memory_rss_bytes"] = resident
     out["up"] = int(healthy(pipeline)[0])
     return out

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -47,7 +48,7 @@ class Held:
     def __init__(self, batch: Sequence[Message], rejected: set[int], received: float,
                  settle: Callable[[Held], None]) -> None:
         self.batch = batch
-        self.nbytes = 0  # input bytes counted against max_held_bytes (0: bodies dropped)
+        self.nbytes = 0  # bytes counted against max_held_bytes (bodies, or ~200 B a message)
         self.rejected = rejected
         self.received = received
         self.failed: set[int] = set()
@@ -107,7 +108,8 @@ class OpenFile:
     opened: float
     frame_writer: FrameWriter | None = None
     rows: int = 0
-    sources: dict[Held, list[int]] = field(default_factory=dict)
+    # per batch: its rows' message indices, 4 bytes a row (a file may hold millions)
+    sources: dict[Held, array[int]] = field(default_factory=dict)
     oldest: float = float("inf")
     last_write: float = 0.0
     span: list[datetime] = field(default_factory=list)
@@ -165,12 +167,12 @@ class OpenFiles:
                 if file.closed:
                     continue  # committed by another thread meanwhile: open a new one
                 per_row = self.committer.bytes_per_row() or per_row_guess or 1.0
-                room = max(1, int((target - file.stream.count) / per_row))
+                room = max(1, int((target - _size(file, per_row)) / per_row))
                 n = min(rows - start, room)
                 chunk = frame if n == rows else frame.slice(start, start + n)
                 if held not in file.sources:
                     held.hold()
-                    file.sources[held] = []
+                    file.sources[held] = array("i")
                 file.sources[held].extend(chunk.sources)
                 file.oldest = min(file.oldest, held.received)
                 file.last_write = time.monotonic()
@@ -187,7 +189,7 @@ class OpenFiles:
                     continue
                 file.rows += n
                 self._note_span(file, chunk)
-                full = file.stream.count >= target
+                full = _size(file, per_row) >= target
             if full:
                 self.close([file], "target size")
 
@@ -246,6 +248,19 @@ class OpenFiles:
                     file.scheduled = True
                     out.append(file)
         return out
+
+    def closable(self, peek: bool = False) -> list[OpenFile]:
+        """The largest open file not yet scheduled to close (none: an empty list): what to
+        commit early to free the messages it holds. Marked scheduled unless ``peek``, so it
+        is returned once."""
+        with self._lock:
+            files = [f for f in self._files.values() if not f.scheduled]
+            if not files:
+                return []
+            largest = max(files, key=lambda f: f.stream.count)
+            if not peek:
+                largest.scheduled = True
+        return [largest]
 
     def all(self) -> list[OpenFile]:
         with self._lock:
@@ -346,6 +361,12 @@ class OpenFiles:
             self.committer.written_open_file(file)
         for held, sources in file.sources.items():
             held.done(sources, committed)
+
+
+def _size(file: OpenFile, per_row: float) -> float:
+    """The file's encoded size: bytes written, plus the rows its writer still buffers (a
+    row group not yet written) at ``per_row`` bytes each."""
+    return file.stream.count + getattr(file.frame_writer, "buffered_rows", 0) * per_row
 
 
 def _drop(file: OpenFile) -> None:

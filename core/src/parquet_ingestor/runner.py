@@ -2,13 +2,16 @@
 
 One receive loop (the caller's thread) fills the :class:`~parquet_ingestor.batcher.Batcher`;
 full batches go through a bounded queue to ``workers`` flush threads, so when writes are slow,
-receiving pauses (backpressure) and memory stays bounded by batch size x (2 x workers + 1).
+receiving pauses (backpressure) and memory stays bounded by batch size x (workers + one queued
+per four workers + the one filling); ``--memory-limit`` (:mod:`.memory`) holds the resident
+size.
 Each flush worker hands its batch to :class:`~parquet_ingestor.commit.Committer`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import queue
@@ -24,6 +27,7 @@ from .commit import Committer, FileResult, FlushResult
 from .errors import Aborted, ConfigError
 from .interfaces import Encoder, RunContext, Sink, SinkRequirements, Source, Transformer
 from .layout import Layout
+from .memory import BATCH_FACTOR, MemoryLimit, default_limit
 from .message import Message
 from .metrics import Metrics
 from .openfiles import OpenFile
@@ -78,8 +82,10 @@ class Pipeline:
         self._hooks = hooks
         self._stop = threading.Event()
         self._abort = threading.Event()
+        # one batch queued ahead of every four workers: a worker that finishes finds the next
+        # batch, and fewer batches wait in memory (each holds its bodies as Messages)
         self._queue: queue.Queue[list[Message] | Callable[[], object] | None] = queue.Queue(
-            maxsize=self.settings.workers)
+            maxsize=max(1, self.settings.workers // 4))
         self._busy = 0
         self._busy_lock = threading.Lock()
         self._commit = Committer(self)
@@ -90,6 +96,31 @@ class Pipeline:
         self.poison = PoisonGuard(self.settings.max_deliveries)
         self.stopped_reason = ""
         self._check_hold_budget()
+        self._check_row_groups()
+        #: the run's memory limit and the process's use of it (pressure, gauges)
+        self.memory = self._memory_limit()
+        #: batch limits as used: the configured ones, batches shrunk to fit the memory limit
+        self.batch_limits = dataclasses.replace(
+            self.settings.batch, max_bytes=self.memory.batch_bytes(
+                self.settings.batch.max_bytes,
+                self.settings.workers + self._queue.maxsize + 1))
+        #: bytes of messages that may wait in open files (``max_held_bytes``, or less to fit
+        #: the memory limit)
+        self.max_held_bytes = self.memory.held_bytes(self.settings.max_held_bytes)
+        if self.batch_limits.max_bytes < self.settings.batch.max_bytes:
+            log.info("batches of at most %.1f MiB (not %.1f) to stay within --memory-limit "
+                     "%.0f MiB", self.batch_limits.max_bytes / (1 << 20),
+                     self.settings.batch.max_bytes / (1 << 20),
+                     (self.memory.limit or 0) / (1 << 20))
+
+    def _memory_limit(self) -> MemoryLimit:
+        """``--memory-limit``, or 80% of the cgroup's limit when not given (0: off)."""
+        given = self.settings.memory_limit
+        memory = MemoryLimit(default_limit() if given is None else given)
+        flag = ("--memory-limit" if given is not None
+                else "--memory-limit (default: 80% of the cgroup's memory.max)")
+        memory.check(self.settings.batch.max_bytes, flag)
+        return memory
 
     def _check_hold_budget(self) -> None:
         """Files that outlive a batch must commit before the source's hold budget runs out."""
@@ -99,6 +130,16 @@ class Pipeline:
                     else "--batch-max-age (the default of --max-file-age)")
             raise ConfigError(f"{flag}: {self.settings.file_age:g}s is above the source's hold "
                               f"budget of {budget:g}s")
+
+    def _check_row_groups(self) -> None:
+        """A file must hold at least one row group (an encoder's optional
+        ``row_group_bytes``)."""
+        row_group = getattr(self.encoder, "row_group_bytes", None)
+        target = self.settings.target_file_size
+        if target and isinstance(row_group, int) and target < row_group:
+            raise ConfigError(f"--target-file-size: {target / (1 << 20):g}MiB is below the "
+                              f"encoder's row-group size of {row_group / (1 << 20):g}MiB "
+                              f"(its option row_group_bytes)")
 
     @property
     def hold_budget(self) -> float | None:
@@ -149,7 +190,7 @@ class Pipeline:
             thread.start()
         self.metrics.set_gauge("workers", len(threads))
         self.call_hook("ingest_pipeline_started")
-        batcher = self._batcher = Batcher(self.settings.batch)
+        batcher = self._batcher = Batcher(self.batch_limits)
         try:
             with tuned():
                 try:
@@ -280,6 +321,8 @@ class Pipeline:
         idle_since = time.monotonic()
         failures = 0
         while not self._stop.is_set() or self._source_draining():
+            if self.memory.limited:
+                self._make_room(batcher)
             timeout = max(0.0, min(settings.poll_interval, batcher.time_left()))
             try:
                 messages = self.source.receive(settings.receive_max, timeout)
@@ -333,6 +376,35 @@ class Pipeline:
                     return
         self.stopped_reason = "aborted" if self._abort.is_set() else "stopped"
 
+    def _make_room(self, batcher: Batcher) -> None:
+        """With a memory limit, receive only when one more batch fits: until then hand the
+        batch being filled to the workers (a smaller batch), commit the largest open file,
+        and wait for flushes to finish. With nothing left to wait for, go on (and say so)."""
+        memory = self.memory
+        need = BATCH_FACTOR * self.batch_limits.max_bytes
+        trimmed = False
+        closing: threading.Event | None = None
+        while memory.would_pass(need) and not self._stop.is_set():
+            if len(batcher):
+                self._submit(batcher.take())
+                continue
+            files = [] if closing and not closing.is_set() else (
+                self._commit.open_files.closable())
+            if files:
+                closing = threading.Event()
+                self._submit_job(functools.partial(self._close_files, files, "memory limit",
+                                                   closing))
+            elif self._idle() and not self._commit.open_files.closable(peek=True):
+                if not trimmed:
+                    trimmed = True
+                    memory.release_freed()
+                    continue
+                memory.warn_once("resident memory %.0f MiB is above --memory-limit %.0f MiB "
+                                 "with nothing buffered or open; receiving anyway",
+                                 memory.used() / (1 << 20), (memory.limit or 0) / (1 << 20))
+                return
+            self._abort.wait(0.02)
+
     def _source_draining(self) -> bool:
         """After stop(): a source that cannot redeliver (it has ``stop_reading``, like stdin)
         stops reading and is received from until exhausted, so no line it read is lost."""
@@ -360,10 +432,17 @@ class Pipeline:
                 self.metrics.settle(id(batch))
 
     def _close_due(self, due: list[OpenFile]) -> None:
+        self._close_files(due, "age or hold budget")
+
+    def _close_files(self, files: list[OpenFile], why: str,
+                     done: threading.Event | None = None) -> None:
         try:
-            self._commit.open_files.close(due, "age or hold budget")
+            self._commit.open_files.close(files, why)
         except Aborted:
             self._commit.open_files.abort_all()
+        finally:
+            if done is not None:
+                done.set()
 
     def _submit_job(self, job: Callable[[], object]) -> None:
         """Run ``job`` on a flush worker (closing open files that are due)."""

@@ -78,6 +78,7 @@ class PipelineSettings:
     max_file_age: float | None = None  # None: batch.max_age (files that outlive a batch)
     max_open_files: int = _default("max_open_files")
     max_held_bytes: int = _default("max_held_bytes")
+    memory_limit: int | None = None  # None: 80% of the cgroup's memory.max if set; 0: off
     manifest: bool = _default("manifest")
     max_deliveries: int | None = _default("max_deliveries")  # None: no poison limit
     receive_max: int = 1000
@@ -111,6 +112,7 @@ class PipelineSettings:
             max_file_age=values["max_file_age"],
             max_open_files=values["max_open_files"],
             max_held_bytes=values["max_held_bytes"],
+            memory_limit=values["memory_limit"],
             exit_when_idle=values["exit_when_idle"],
             manifest=values["manifest"],
             max_deliveries=values["max_deliveries"],
@@ -136,6 +138,7 @@ class PipelineSettings:
             "max_file_age": self.max_file_age,
             "max_open_files": self.max_open_files,
             "max_held_bytes": self.max_held_bytes,
+            "memory_limit": self.memory_limit,
             "exit_when_idle": self.exit_when_idle,
             "manifest": self.manifest,
             "max_deliveries": self.max_deliveries,

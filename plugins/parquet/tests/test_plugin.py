@@ -26,8 +26,8 @@ def test_registered_through_the_entry_point():
     spec = registry.get("encoder", "parquet")
     assert spec.distribution == "parquet-ingestor-parquet"
     assert {o.name for o in spec.options} == {
-        "engine", "compression", "compression_level", "row_group_size", "dictionary", "schema",
-        "on_schema_change", "compat", "timestamp_unit", "time_fields", "max_depth", "max_keys"}
+        "engine", "compression", "compression_level", "row_group_size", "row_group_bytes",
+        "dictionary", "schema", "on_schema_change", "compat", "timestamp_unit", "time_fields", "max_depth", "max_keys"}
     encoder = spec.create({"compression": "zstd", "compression_level": "5",
                            "row_group_size": "1000"})
     assert encoder.extension == "parquet"

@@ -6,7 +6,10 @@ retries; a file that still cannot be read is logged, the next one is read, and t
 
 A file cannot redeliver, so a nacked line waits in memory for the nack's delay (in the core's
 :class:`~parquet_ingestor.redelivery.HeldMessages`) and is delivered again, up to
-``max_deliveries`` times; after that it is counted in :attr:`FileSource.failed` and the run
+``max_deliveries`` times. A line read from a file (not stdin) settles without its body: the
+core may drop the body once the line's rows are encoded, and a nack reads it again from the
+file (where each block of lines began is remembered), so lines waiting in open files cost no
+input bytes; after that it is counted in :attr:`FileSource.failed` and the run
 reports it. The source is exhausted only when no nacked line waits either.
 
 Stdin (``path=-``) is read by a background thread, so ``receive`` honours its timeout on a pipe
@@ -20,6 +23,7 @@ abort, lines that failed, an incomplete last line) is saved to a spill file, nam
 
 from __future__ import annotations
 
+import bisect
 import glob
 import gzip
 import logging
@@ -87,6 +91,15 @@ class FileSource(BaseSource):
         self._stdin: _ReadAhead | None = None
         self._stdin_thread: threading.Thread | None = None
         self._closed = False
+        # per file label: (line number before the block, byte offset, byte length) of each
+        # block read, so a line whose body was dropped can be read again
+        self._blocks: dict[str, list[tuple[int, int, int]]] = {}
+
+    @property
+    def settles_without_body(self) -> bool:
+        """Lines from local files can be read again, so held lines need not keep their
+        bodies (stdin and URLs are read once)."""
+        return self.path != "-" and self._store is None
 
     @staticmethod
     def _expand(path: str) -> list[str]:
@@ -112,6 +125,10 @@ class FileSource(BaseSource):
         for name in self.files:
             label = "stdin" if name == "-" else name
             number = 0  # lines before this block
+            offset = 0
+            # local files can be read again by offset (URLs are read once)
+            blocks = (self._blocks.setdefault(label, [])
+                      if name != "-" and self._store is None else None)
             try:
                 handle = self._open(name)
                 self._open_file = handle
@@ -122,6 +139,10 @@ class FileSource(BaseSource):
                         lines[-1] += handle.readline().rstrip(b"\n")  # finish the last line
                     else:
                         lines.pop()  # the block ended with a line break
+                    if blocks is not None:
+                        end = handle.tell()
+                        blocks.append((number, offset, end - offset))
+                        offset = end
                     number += len(lines)
                     self._position = (label, number)
                     yield _messages(label, number - len(lines), lines,
@@ -259,6 +280,7 @@ class FileSource(BaseSource):
     def nack(self, messages: Sequence[Message], delay: float | None = None) -> None:
         """Lines come back after ``delay`` seconds (None: at once), unless delivered
         ``max_deliveries`` times already: those failed."""
+        self._restore_bodies(messages)
         limit = self.max_deliveries
         failed = [m for m in messages if (m.deliveries or 1) >= limit]
         if failed:
@@ -288,6 +310,7 @@ class FileSource(BaseSource):
         self.failed.extend(waiting)
         given_back = set(waiting)
         held = [m for m in self._held.release() if m not in given_back]
+        self._restore_bodies(held)
         self._stopping.set()
         self._nacked.set()
         unwritten: list[Message] = [*self.failed, *sorted(held, key=_line_order)]
@@ -307,6 +330,32 @@ class FileSource(BaseSource):
             log.error("%d file(s) not read to their end: %s; read to their end: %s",
                       len(self.unread), ", ".join(self.unread),
                       ", ".join(self.complete) or "none")
+
+    def _restore_bodies(self, messages: Sequence[Message]) -> None:
+        """Read again the lines whose bodies were dropped (a line is never empty), one read
+        per block of lines that holds any of them."""
+        wanted: dict[tuple[str, int], list[Message]] = {}
+        for message in messages:
+            if not message.body:
+                label, _, number = message.id.rpartition(":")
+                blocks = self._blocks.get(label)
+                if blocks and number.isdigit():
+                    i = bisect.bisect_left(blocks, (int(number), -1, -1)) - 1
+                    wanted.setdefault((label, max(i, 0)), []).append(message)
+        for (label, i), lost in wanted.items():
+            before, offset, length = self._blocks[label][i]
+            try:
+                data = _read_range(label, offset, length)
+            except OSError as exc:
+                log.error("could not read %d lines of %s again: %s", len(lost), label, exc)
+                continue
+            lines = data.split(b"\n")
+            if not lines[-1]:
+                lines.pop()
+            again = {m.id: m.body for m in _messages(label, before, lines, b"\r" in data,
+                                                      _bom_at_line_start(data))}
+            for message in lost:
+                message.body = again.get(message.id, message.body)
 
     def _spill(self, messages: list[Message], partial: bool) -> None:
         """Save unwritten lines, one per line as they were read, and say where (without a
@@ -333,6 +382,14 @@ class FileSource(BaseSource):
         log.error("%d lines read but not written were saved to %s%s; replay them with "
                   "--source-opt path=%s", len(bodies), os.path.abspath(path), note,
                   os.path.abspath(path))
+
+
+def _read_range(name: str, offset: int, length: int) -> bytes:
+    """``length`` bytes of file ``name`` from ``offset`` (of the uncompressed text if gzip)."""
+    handle: IO[bytes] = gzip.open(name, "rb") if name.endswith(".gz") else open(name, "rb")  # type: ignore[assignment]  # noqa: SIM115
+    with handle:
+        handle.seek(offset)
+        return handle.read(length)
 
 
 def _bom_at_line_start(block: bytes) -> bool:

@@ -7,12 +7,11 @@ import logging
 from collections.abc import Sequence
 from typing import Any, BinaryIO
 
-import pyarrow as pa
 from parquet_ingestor.errors import ConfigError
 from parquet_ingestor.interfaces import Decoded
 from parquet_ingestor.records import JsonLines, RecordList
 
-from . import POOL_CHOSEN_BY_USER
+from .arrowpool import pa
 from .combine import unify_new_columns
 from .compat import PROFILES
 from .dataset import DatasetSchema, TypeRules, positions_raw
@@ -22,7 +21,15 @@ from .limits import DEEPEST_READABLE, DEFAULT_MAX_DEPTH, DEFAULT_MAX_KEYS
 from .pylist import row_type, table_from_rows
 from .schema import load_schema, relaxed, schema_from_spec
 from .timeparse import UNITS, as_strings, has_timestamp
-from .writer import DICTIONARY_MODES, ArrowFrameWriter, FastparquetFrameWriter, WriteSettings
+from .writer import (
+    DICTIONARY_MODES,
+    ROW_GROUP_BYTES,
+    WRITERS_BUDGET,
+    ArrowFrameWriter,
+    FastparquetFrameWriter,
+    WriterBudget,
+    WriteSettings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +68,7 @@ class ParquetEncoder:
         time_fields: Sequence[str] | str | None = None,
         max_depth: int | None = DEFAULT_MAX_DEPTH,
         max_keys: int | None = DEFAULT_MAX_KEYS,
+        row_group_bytes: int | None = None,
     ) -> None:
         engine = engine or "pyarrow"
         compression = (compression or "snappy").lower()
@@ -104,8 +112,12 @@ class ParquetEncoder:
                                               f"[fastparquet]): {exc}") from None
         self.engine = engine
         self.strict = on_schema_change == "strict"
+        #: the row-group size in bytes when given (the core checks --target-file-size
+        #: against it); by default ROW_GROUP_BYTES, at most a quarter of --target-file-size
+        self.row_group_bytes = int(row_group_bytes) if row_group_bytes else None
         self.settings = WriteSettings(compression, compression_level, row_group_size,
-                                      dictionary)
+                                      dictionary, self.row_group_bytes or ROW_GROUP_BYTES)
+        self.budget = WriterBudget()
         self._check_codec()
         if isinstance(time_fields, str):
             time_fields = [f for f in time_fields.split(",") if f.strip()]
@@ -122,7 +134,23 @@ class ParquetEncoder:
         self._required = False  # a sink's schema is the authority: nothing read back
         self._merged_spec: Any = None  # the records' schema last merged (JsonLines.schema)
         self._row_type: pa.StructType | None = None  # inferred for the last batch of dicts
-        _prefer_system_allocator()
+    def _fit_row_groups(self, settings: Any) -> None:
+        """Row groups a quarter of --target-file-size at most (unless row_group_bytes says),
+        and the writers' budget an eighth of the room --memory-limit leaves at most."""
+        target = getattr(settings, "target_file_size", 0) or 0
+        if target and self.row_group_bytes is None:
+            self.settings = dataclasses.replace(
+                self.settings, row_group_bytes=max(1, min(ROW_GROUP_BYTES, target // 4)))
+        memory = getattr(settings, "memory_limit", None)
+        if memory is None:
+            from parquet_ingestor.memory import default_limit
+
+            memory = default_limit()
+        if memory:
+            from parquet_ingestor.memory import rss
+
+            self.budget.limit = max(1, min(WRITERS_BUDGET, (memory - rss()) // 8))
+
     def _check_codec(self) -> None:
         codec, level = self.settings.compression, self.settings.compression_level
         if codec == "none":
@@ -177,6 +205,7 @@ class ParquetEncoder:
         time_field = getattr(context, "event_time_field", None)
         if time_field:
             self._add_time_fields({time_field})
+        self._fit_row_groups(getattr(context, "settings", None))
         sink = getattr(context, "sink", None)
         requirements = getattr(sink, "requirements", None)
         if callable(requirements):  # a table sink: its schema is the authority
@@ -321,19 +350,7 @@ class ParquetEncoder:
         if self.engine == "fastparquet":
             return FastparquetFrameWriter(stream, schema, self.settings)
         first = frame.table if isinstance(frame, ArrowFrame) else None
-        return ArrowFrameWriter(stream, schema, self.settings, first=first)
-
-
-def _prefer_system_allocator() -> None:
-    """Arrow buffers from the C library's allocator, unless ARROW_DEFAULT_MEMORY_POOL chooses.
-
-    pyarrow's default (mimalloc) kept ~100 MiB more resident across the flush threads for the
-    same throughput (docs/performance.md); glibc gives freed batches back. Process-wide. The
-    package's ``__init__`` sets the variable, which covers Arrow's C++ internals when pyarrow
-    was not imported before; this covers pyarrow's own default when it was.
-    """
-    if not POOL_CHOSEN_BY_USER:
-        pa.set_memory_pool(pa.system_memory_pool())
+        return ArrowFrameWriter(stream, schema, self.settings, first=first, budget=self.budget)
 
 
 def _inferred_times(tables: list[pa.Table], declared: pa.Schema) -> list[pa.Field]:

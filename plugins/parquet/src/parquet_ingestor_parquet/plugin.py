@@ -19,7 +19,11 @@ PARQUET_OPTIONS = (
            help="page compression codec"),
     Option("compression_level", "int", help="codec level (zstd 1-22, gzip 1-9); codec default if unset"),
     Option("row_group_size", "int", default=DEFAULT_ROW_GROUP_SIZE, min=1,
-           help="rows per row group; the writer holds about one row group in memory"),
+           help="most rows per row group; the writer holds about one row group in memory"),
+    Option("row_group_bytes", "size", min=1,
+           help="Arrow bytes a file's writer buffers before it writes a row group (or "
+                "row_group_size rows); open writers share a budget and write early when it "
+                "is tight [default: 16MiB, at most a quarter of --target-file-size]"),
     Option("dictionary", default="auto", choices=("auto", "always", "never"),
            help="dictionary encoding: auto picks the low-cardinality columns from a sample of "
                 "each file's rows; always; never (pyarrow engine)"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -19,6 +20,10 @@ WRITE_BUFFER = 64 << 10  # bytes of encoded Parquet collected before one write t
 DICTIONARY_SAMPLE = 1024  # rows of a file's first frame looked at to choose dictionary columns
 DICTIONARY_MAX_RATIO = 0.5  # distinct / non-null values in the sample at most, for a dictionary
 DICTIONARY_MODES = ("auto", "always", "never")
+#: Arrow bytes a writer buffers before writing a row group, unless row_group_bytes says.
+ROW_GROUP_BYTES = 16 << 20
+#: Arrow bytes all open writers of an encoder buffer together, at most.
+WRITERS_BUDGET = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,27 @@ class WriteSettings:
     compression_level: int | None = None
     row_group_size: int = 131_072
     dictionary: str = "auto"  # auto: per column, from a sample; always; never
+    row_group_bytes: int = ROW_GROUP_BYTES  # Arrow bytes buffered before a row group is written
+
+
+class WriterBudget:
+    """The memory the open writers of one encoder may buffer together: a writer whose rows
+    would take the total past ``limit`` writes its row group early. Thread-safe."""
+
+    def __init__(self, limit: int = WRITERS_BUDGET) -> None:
+        self.limit = limit
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def take(self, nbytes: int) -> bool:
+        """Count ``nbytes`` more; False when that passes the limit (write early)."""
+        with self._lock:
+            self.used += nbytes
+            return self.used <= self.limit
+
+    def give_back(self, nbytes: int) -> None:
+        with self._lock:
+            self.used -= nbytes
 
 
 @functools.cache
@@ -128,16 +154,23 @@ class _Unclosable:
 
 
 class ArrowFrameWriter:
-    """pyarrow's ParquetWriter over the stream, one row group per ``row_group_size`` rows.
-
-    Frames are written in table slices, so the writer's own memory is about one row group.
+    """pyarrow's ParquetWriter over the stream. Frames are buffered until a row group's
+    worth (``row_group_size`` rows or ``row_group_bytes``), so files that collect small
+    frames from many flushes still get large row groups; a shared :class:`WriterBudget`
+    makes writers write theirs early when the open writers together hold too much.
     """
 
     def __init__(self, stream: BinaryIO, schema: pa.Schema, settings: WriteSettings,
                  memory_pool: pa.MemoryPool | None = None,
-                 first: pa.Table | None = None) -> None:
+                 first: pa.Table | None = None, budget: WriterBudget | None = None) -> None:
         self.schema = schema
         self.settings = settings
+        self._budget = budget
+        self._pending: list[pa.Table] = []
+        #: rows written into this writer but not yet into the file (the core adds their
+        #: estimated size to the file's when it compares it with --target-file-size)
+        self.buffered_rows = 0
+        self._buffered_bytes = 0
         self._sink = pa.PythonFile(_Unclosable(stream), mode="w")
         # Every write into a Python stream takes the GIL from the encoding thread; unbuffered,
         # each page was one write, and the flush threads queued for the GIL. 64 KiB chunks keep
@@ -154,11 +187,37 @@ class ArrowFrameWriter:
 
     def write(self, frame: ArrowFrame) -> None:
         table = _conform(frame.table, self.schema)
-        size = self.settings.row_group_size
-        for start in range(0, table.num_rows, size):
-            self._writer.write_table(table.slice(start, size), row_group_size=size)
+        nbytes = table.nbytes
+        self._pending.append(table)
+        self.buffered_rows += table.num_rows
+        self._buffered_bytes += nbytes
+        fits = self._budget.take(nbytes) if self._budget is not None else True
+        if (not fits or self.buffered_rows >= self.settings.row_group_size
+                or self._buffered_bytes >= self.settings.row_group_bytes):
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        """Write the buffered rows as row groups of at most ``row_group_size`` rows."""
+        if not self._pending:
+            return
+        table = self._pending[0] if len(self._pending) == 1 else pa.concat_tables(self._pending)
+        self._pending = []
+        try:
+            size = self.settings.row_group_size
+            for start in range(0, table.num_rows, size):
+                self._writer.write_table(table.slice(start, size), row_group_size=size)
+        finally:
+            if self._budget is not None:
+                self._budget.give_back(self._buffered_bytes)
+            self.buffered_rows = self._buffered_bytes = 0
+
+    def __del__(self) -> None:  # a file dropped unclosed gives its share of the budget back
+        if self._budget is not None and self._buffered_bytes:
+            self._budget.give_back(self._buffered_bytes)
+            self._buffered_bytes = 0
 
     def close(self, metadata: Mapping[str, str]) -> None:
+        self._write_pending()
         self._writer.add_key_value_metadata(file_metadata(self.schema, metadata))
         self._writer.close()
         self._buffered.close()  # flushes the last chunk into the sink's stream
