@@ -35,6 +35,10 @@ _HELP = {
     "lease_extensions": "lease (visibility) extensions",
     "errors_written": "rejected messages written to the error sink",
     "batches": "batches flushed",
+    "workers_scaled_up": "autoscaler decisions that added flush workers",
+    "workers_scaled_down": "autoscaler decisions that removed flush workers",
+    "pollers_scaled_up": "autoscaler decisions that added source pollers",
+    "pollers_scaled_down": "autoscaler decisions that removed source pollers",
 }
 
 

@@ -10,7 +10,8 @@ COUNTERS = (
     "received", "received_bytes", "redelivered", "rejected", "rows_written", "bytes_written", "files_written",
     "messages_written", "acked", "nacked", "write_retries", "write_failures", "ack_retries",
     "ack_failures", "lease_extensions", "errors_written", "batches", "possible_duplicate_rows",
-    "poisoned",
+    "poisoned", "workers_scaled_up", "workers_scaled_down", "pollers_scaled_up",
+    "pollers_scaled_down",
 )
 
 

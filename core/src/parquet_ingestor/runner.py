@@ -3,7 +3,10 @@
 One receive loop (the caller's thread) fills the :class:`~parquet_ingestor.batcher.Batcher`;
 full batches go through a bounded queue to ``workers`` flush threads, so when writes are slow,
 receiving pauses (backpressure) and memory stays bounded by batch size x (2 x workers + 1).
-Each flush worker hands its batch to :class:`~parquet_ingestor.commit.Committer`.
+Each flush worker hands its batch to :class:`~parquet_ingestor.commit.Committer`. With
+``workers="auto"`` (or a source whose pollers are on auto) an
+:class:`~parquet_ingestor.autoscale.Autoscaler` thread resizes the workers and the flush queue
+(and the source's pollers) from the counters this module keeps.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from operator import attrgetter
 from typing import Any
 
-from .batcher import Batcher
+from .autoscale import Autoscaler, MemoryPressure, Sample, SourcePollers, rss_pressure
+from .batcher import Batch, Batcher
 from .commit import Committer, FileResult, FlushResult
 from .errors import Aborted, ConfigError
 from .interfaces import Encoder, RunContext, Sink, SinkRequirements, Source, Transformer
@@ -58,6 +62,7 @@ class Pipeline:
         error_sink: Sink | None = None,
         hooks: Any = None,
         names: Mapping[str, str] | None = None,
+        memory_pressure: MemoryPressure | None = None,
     ) -> None:
         if transformer is None:
             from .builtins.json_transformer import JsonTransformer
@@ -78,10 +83,24 @@ class Pipeline:
         self._hooks = hooks
         self._stop = threading.Event()
         self._abort = threading.Event()
+        #: the memory-pressure signal of the autoscaler (a fraction of the memory limit)
+        self.memory_pressure = memory_pressure or rss_pressure(
+            getattr(self.settings, "memory_limit", None))
+        low, _ = self.settings.worker_bounds
         self._queue: queue.Queue[list[Message] | Callable[[], object] | None] = queue.Queue(
-            maxsize=self.settings.workers)
+            maxsize=low)
         self._busy = 0
         self._busy_lock = threading.Lock()
+        # the flush workers: index -> thread; workers at or above the target retire
+        self._pool_lock = threading.Lock()
+        self._live: dict[int, threading.Thread] = {}
+        self._worker_target = low
+        self._scaling = threading.Event()  # set: the autoscaler stops
+        # cumulative load counters, sampled by the autoscaler
+        self._flushed_bytes = 0
+        self._busy_seconds = 0.0
+        self._backlog_seconds = 0.0
+        self._starved_seconds = 0.0
         self._commit = Committer(self)
         self._source_stopped = False
         #: rejected messages given back to the source: their redeliveries are recognized (one
@@ -140,12 +159,8 @@ class Pipeline:
     def run(self) -> Metrics:
         """Run until the source is drained, idle for ``exit_when_idle``, or ``stop()``."""
         self._start_components(self._context())
-        threads = [
-            threading.Thread(target=self._worker, args=(i,), name=f"flush-{i}", daemon=True)
-            for i in range(self.settings.workers)
-        ]
-        for thread in threads:
-            thread.start()
+        self._resize_workers(self._worker_target)
+        self._start_autoscaler()
         self.call_hook("ingest_pipeline_started")
         batcher = Batcher(self.settings.batch)
         try:
@@ -157,6 +172,10 @@ class Pipeline:
                         self._submit(batcher.take())
                     elif len(batcher):
                         self._commit.release(batcher.take())
+                    self._scaling.set()
+                    with self._pool_lock:
+                        self._worker_target = 1 << 30  # no worker retires from now on
+                        threads = list(self._live.values())
                     for _ in threads:
                         self._put(None, force=True)
                     self._join(threads)
@@ -182,8 +201,65 @@ class Pipeline:
         With ``target_file_size`` the rows may wait in open files: see :meth:`close_files`."""
         return self._commit.flush(batch, worker)
 
+    @property
+    def workers(self) -> int:
+        """Flush workers now (the autoscaler changes it with ``--workers auto``)."""
+        return self._worker_target if self._worker_target < 1 << 30 else len(self._live)
+
+    @property
+    def pollers(self) -> int | None:
+        """The source's pollers now, for a source that has them (``pollers``), else None."""
+        pollers = getattr(self.source, "pollers", None)
+        return pollers if isinstance(pollers, int) else None
+
+    def _resize_workers(self, n: int) -> int:
+        """Run ``n`` flush workers and let the flush queue hold ``n`` batches: new ones start
+        at once, surplus ones retire after the batch they are on."""
+        with self._pool_lock:
+            self._worker_target = n
+            with self._queue.mutex:
+                self._queue.maxsize = n
+                self._queue.not_full.notify_all()
+            for i in range(n):
+                if i not in self._live:
+                    thread = threading.Thread(target=self._worker, args=(i,), name=f"flush-{i}",
+                                              daemon=True)
+                    self._live[i] = thread
+                    thread.start()
+        return n
+
+    def _retire(self, worker: int) -> bool:
+        with self._pool_lock:
+            if worker < self._worker_target:
+                return False
+            del self._live[worker]
+            return True
+
+    def _start_autoscaler(self) -> None:
+        """Start the autoscaler's thread when workers or the source's pollers are on auto."""
+        pollers = SourcePollers.of(self.source)
+        if not self.settings.autoscaled and pollers is None:
+            return
+        scaler = Autoscaler(
+            self.settings.autoscale, self._sample,
+            workers=_Workers(self) if self.settings.autoscaled else None,
+            worker_bounds=self.settings.worker_bounds,
+            pollers=pollers, poller_bounds=pollers.bounds if pollers else (1, 1),
+            count=self.metrics.incr)
+        threading.Thread(target=scaler.run, args=(self._scaling,), name="autoscale",
+                         daemon=True).start()
+
+    def _sample(self) -> Sample:
+        with self._busy_lock:
+            flushed, busy = self._flushed_bytes, self._busy_seconds
+        return Sample(cpu_seconds=time.process_time(), flushed_bytes=flushed,
+                      received=self.metrics.counts.get("received", 0),
+                      backlog_seconds=self._backlog_seconds,
+                      starved_seconds=self._starved_seconds, busy_seconds=busy,
+                      memory=self.memory_pressure())
+
     def _context(self) -> RunContext:
-        return RunContext(workers=self.settings.workers, metrics=self.metrics,
+        return RunContext(workers=self.settings.worker_bounds[1], metrics=self.metrics,
                           batch=self.settings.batch, max_deliveries=self.settings.max_deliveries,
                           sink=self.sink, event_time_field=self.settings.event_time_field,
                           settings=self.settings)
@@ -271,6 +347,7 @@ class Pipeline:
         failures = 0
         while not self._stop.is_set() or self._source_draining():
             timeout = max(0.0, min(settings.poll_interval, batcher.time_left()))
+            asked = time.monotonic()
             try:
                 messages = self.source.receive(settings.receive_max, timeout)
                 failures = 0
@@ -284,6 +361,8 @@ class Pipeline:
                 self._stop.wait(wait)
                 continue
             now = time.monotonic()
+            if len(messages) < settings.receive_max:  # the source had no more ready
+                self._starved_seconds += now - asked
             if messages:
                 if not self.poison.only_poison(messages):  # a poison loop is not activity
                     idle_since = now
@@ -363,7 +442,23 @@ class Pipeline:
 
     def _put(self, item: list[Message] | Callable[[], object] | None, force: bool = False,
              ) -> bool:
-        """Block while the flush queue is full (backpressure); give up only on abort."""
+        """Block while the flush queue is full (backpressure); give up only on abort. Time
+        spent waiting counts as backlog (the autoscaler's signal to add workers)."""
+        if self._abort.is_set() and not force:
+            return False
+        try:
+            self._queue.put_nowait(item)
+            return True
+        except queue.Full:
+            pass
+        started = time.monotonic()
+        try:
+            return self._put_waiting(item, force)
+        finally:
+            self._backlog_seconds += time.monotonic() - started
+
+    def _put_waiting(self, item: list[Message] | Callable[[], object] | None, force: bool,
+                     ) -> bool:
         while True:
             if self._abort.is_set() and not force:
                 return False
@@ -395,19 +490,20 @@ class Pipeline:
     # ---------------------------------------------------------------- flush
 
     def _worker(self, worker: int) -> None:
-        while True:
+        while not self._retire(worker):
             batch = self._queue.get()
             if batch is None:
                 return
+            started = time.monotonic()
             if callable(batch):
                 try:
                     batch()
                 except Exception:  # noqa: BLE001 - a bug must not kill the worker
                     log.exception("closing open files failed")
                 finally:
-                    with self._busy_lock:
-                        self._busy -= 1
+                    self._done(started, 0)
                 continue
+            nbytes = batch.nbytes if isinstance(batch, Batch) else sum(map(len, map(_BODY, batch)))
             try:
                 if self._abort.is_set():
                     self._commit.release(batch)
@@ -417,5 +513,25 @@ class Pipeline:
                 log.exception("flush failed unexpectedly; releasing %d messages", len(batch))
                 self._commit.release(batch)
             finally:
-                with self._busy_lock:
-                    self._busy -= 1
+                self._done(started, nbytes)
+
+    def _done(self, started: float, nbytes: int) -> None:
+        """A worker finished a job: one fewer busy, and its time and bytes counted."""
+        with self._busy_lock:
+            self._busy -= 1
+            self._busy_seconds += time.monotonic() - started
+            self._flushed_bytes += nbytes
+
+
+class _Workers:
+    """The flush workers as the autoscaler sees them (:class:`~.autoscale.Resizable`)."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+
+    @property
+    def size(self) -> int:
+        return self._pipeline.workers
+
+    def resize(self, n: int) -> int:
+        return self._pipeline._resize_workers(n)
