@@ -242,7 +242,11 @@ class Autoscaler:
         """Take a sample and make the decisions it calls for (none on the first sample)."""
         now, sample = self.clock(), self.sample()
         last, self._last = self._last, (now, sample)
-        if last is None or now - last[0] <= 0:
+        if last is None:  # the pollers' cooldown runs from the start
+            if "pollers" in self._targets:
+                self._targets["pollers"].changed = now
+            return []
+        if now - last[0] <= 0:
             return []
         window = self._window(now - last[0], last[1], sample)
         made: list[Decision] = []
@@ -271,9 +275,10 @@ class Autoscaler:
 
     def _decide_workers(self, t: _Target, w: _Window, now: float) -> list[Decision]:
         p = self.policy
+        undone = self._judge(t, w.flush_rate, w, now) if t.probe is not None else None
+        if undone is not None:
+            return undone
         n = t.resizable.size
-        if t.probe is not None:
-            return self._judge(t, w.flush_rate, w, now)
         if w.memory >= p.memory_high and n > t.low and now - t.changed >= p.interval * 0.99:
             new = max(t.low, n - max(1, n // 2))
             return self._apply(t, new, now, f"memory at {w.memory:.0%} of the limit (shrinking "
@@ -302,9 +307,10 @@ class Autoscaler:
 
     def _decide_pollers(self, t: _Target, w: _Window, now: float) -> list[Decision]:
         p = self.policy
+        undone = self._judge(t, w.receive_rate, w, now) if t.probe is not None else None
+        if undone is not None:
+            return undone
         n = t.resizable.size
-        if t.probe is not None:
-            return self._judge(t, w.receive_rate, w, now)
         if w.memory >= p.memory_high and n > t.low and now - t.changed >= p.interval * 0.99:
             return self._apply(t, n - 1, now, f"memory at {w.memory:.0%} of the limit "
                                               f"(shrinking above {p.memory_high:.0%})", w)
@@ -324,8 +330,9 @@ class Autoscaler:
                                               f"{w.receive_rate:,.0f} msg/s arrived", w)
         return []
 
-    def _judge(self, t: _Target, rate: float, w: _Window, now: float) -> list[Decision]:
-        """The interval after a step up: keep it if the rate rose enough, else undo it."""
+    def _judge(self, t: _Target, rate: float, w: _Window, now: float) -> list[Decision] | None:
+        """The interval after a step up: keep it if the rate rose enough (None: decide on as
+        usual), else undo it (the decisions that did)."""
         probe, t.probe = t.probe, None
         assert probe is not None
         ideal = (probe.new - probe.old) / probe.old
@@ -333,7 +340,7 @@ class Autoscaler:
         gain = rate / probe.rate - 1 if probe.rate > 0 else (1.0 if rate > 0 else 0.0)
         if gain >= needed:
             t.double = gain >= 0.7 * ideal
-            return []
+            return None
         t.double = False
         t.ceiling, t.ceiling_until = probe.old, now + self.policy.hold
         if t.resizable.size != probe.new:
