@@ -107,6 +107,20 @@ def test_a_step_that_does_not_raise_throughput_is_undone_and_held_off(
     assert run.tick(backlog=1.0, flushed=30, cpu=1.0) == [("workers", 1, 2)]  # tried again
 
 
+def test_a_step_judged_while_the_machine_got_busier_is_tried_again_soon(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Other processes took the CPU in the window after the step: the rate fell with the
+    process's CPU, which says nothing about contention."""
+    run = Run(workers=1, bounds=(1, 8))
+    with caplog.at_level(logging.INFO, "parquet_ingestor"):
+        assert run.tick(backlog=1.0, flushed=30, cpu=1.0) == [("workers", 1, 2)]
+        assert run.tick(backlog=1.0, flushed=12, cpu=0.4) == [("workers", 2, 1)]
+    assert "busier machine" in caplog.records[-1].message
+    assert run.tick(backlog=1.0, flushed=12, cpu=0.4) == []
+    assert run.tick(backlog=1.0, flushed=12, cpu=0.4) == []
+    assert run.tick(backlog=1.0, flushed=12, cpu=0.4) == [("workers", 1, 2)]  # after 3 s
+
+
 def test_no_growth_at_the_cpu_target_and_shrinking_well_above_it() -> None:
     run = Run(workers=3, bounds=(1, 8))
     assert run.tick(backlog=1.0, flushed=30, cpu=1.7) == []  # 85% of 2 CPUs: at target

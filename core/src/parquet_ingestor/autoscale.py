@@ -342,17 +342,25 @@ class Autoscaler:
             t.double = gain >= 0.7 * ideal
             return None
         t.double = False
-        t.ceiling, t.ceiling_until = probe.old, now + self.policy.hold
+        # CPU-heavy work that got markedly less CPU: the machine got busier, and the window
+        # says nothing about contention. Undone, but tried again soon.
+        busier = probe.cpu >= 0.25 and w.cpu < 0.75 * probe.cpu
+        hold = self.policy.down_cooldown if busier else self.policy.hold
+        t.ceiling, t.ceiling_until = probe.old, now + hold
         if t.resizable.size != probe.new:
             return []  # changed meanwhile (by the source itself): nothing to undo
         what = "worker" if t.name == "workers" else "poller"
         s = "s" if probe.new - probe.old > 1 else ""
+        measured = (f"{_rate(probe.rate, t.unit)} -> {_rate(rate, t.unit)}, {gain:+.0%}; "
+                    f"process CPU {probe.cpu:.2f} -> {w.cpu:.2f} of {self.cpus:g}")
+        if busier:
+            why = "the process got less CPU (a busier machine?), so the step is unproven"
+        elif t.name == "workers":
+            why = "they only contend (a transformer holding the GIL?)"
+        else:
+            why = "input is not limited by polling"
         reason = (f"{probe.new - probe.old} more {what}{s} did not raise throughput "
-                  f"({_rate(probe.rate, t.unit)} -> {_rate(rate, t.unit)}, {gain:+.0%}; "
-                  f"process CPU {probe.cpu:.2f} -> {w.cpu:.2f} of {self.cpus:g}): "
-                  + ("they only contend (a transformer holding the GIL?)" if t.name == "workers"
-                     else "input is not limited by polling")
-                  + f"; not tried again for {self.policy.hold:g}s")
+                  f"({measured}): {why}; not tried again for {hold:g}s")
         return self._apply(t, probe.old, now, reason, w)
 
     def _levels(self, w: _Window) -> str:
