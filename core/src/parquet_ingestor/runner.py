@@ -214,8 +214,11 @@ class Pipeline:
 
     def _resize_workers(self, n: int) -> int:
         """Run ``n`` flush workers and let the flush queue hold ``n`` batches: new ones start
-        at once, surplus ones retire after the batch they are on."""
+        at once, surplus ones retire after the batch they are on. Refused once the run is
+        ending (its workers are being stopped)."""
         with self._pool_lock:
+            if self._scaling.is_set():
+                return self.workers
             self._worker_target = n
             with self._queue.mutex:
                 self._queue.maxsize = n
