@@ -96,7 +96,8 @@ def test_a_step_that_does_not_raise_throughput_is_undone_and_held_off(
     run = Run(workers=1, bounds=(1, 8))
     with caplog.at_level(logging.INFO, "parquet_ingestor"):
         assert run.tick(backlog=1.0, flushed=30, cpu=1.0) == [("workers", 1, 2)]
-        assert run.tick(backlog=1.0, flushed=31, cpu=1.05) == [("workers", 2, 1)]
+        assert run.tick(backlog=1.0, flushed=31, cpu=1.05) == []  # one interval: not yet
+        assert run.tick(backlog=1.0, flushed=30, cpu=1.05) == [("workers", 2, 1)]
     down = caplog.records[-1]
     assert down.levelno == logging.WARNING
     assert "did not raise throughput" in down.message and "GIL" in down.message
@@ -107,6 +108,16 @@ def test_a_step_that_does_not_raise_throughput_is_undone_and_held_off(
     assert run.tick(backlog=1.0, flushed=30, cpu=1.0) == [("workers", 1, 2)]  # tried again
 
 
+def test_a_step_is_judged_against_the_steady_rate_and_may_need_two_intervals() -> None:
+    run = Run(workers=1, bounds=(1, 8), policy=replace(POLICY, up_cooldown=4.0))
+    for flushed in (20, 40, 30):  # noisy, backlog not yet: 30 MB/s on average
+        assert run.tick(backlog=0.2, flushed=flushed, cpu=1.0) == []
+    assert run.tick(backlog=1.0, flushed=30, cpu=1.0) == [("workers", 1, 2)]
+    assert run.tick(backlog=1.0, flushed=33, cpu=1.1) == []  # +10%, not enough yet
+    assert run.tick(backlog=1.0, flushed=45, cpu=1.3) == []  # +30% over both: kept
+    assert run.workers.size == 2
+
+
 def test_a_step_judged_while_the_machine_got_busier_is_tried_again_soon(
         caplog: pytest.LogCaptureFixture) -> None:
     """Other processes took the CPU in the window after the step: the rate fell with the
@@ -114,6 +125,7 @@ def test_a_step_judged_while_the_machine_got_busier_is_tried_again_soon(
     run = Run(workers=1, bounds=(1, 8))
     with caplog.at_level(logging.INFO, "parquet_ingestor"):
         assert run.tick(backlog=1.0, flushed=30, cpu=1.0) == [("workers", 1, 2)]
+        assert run.tick(backlog=1.0, flushed=12, cpu=0.4) == []
         assert run.tick(backlog=1.0, flushed=12, cpu=0.4) == [("workers", 2, 1)]
     assert "busier machine" in caplog.records[-1].message
     assert run.tick(backlog=1.0, flushed=12, cpu=0.4) == []
@@ -187,7 +199,8 @@ def test_pollers_grow_when_batches_wait_for_input_and_are_undone_when_it_does_no
         for _ in range(3):
             assert run.tick(starved=0.9, received=1200, flushed=1) == []
         assert run.tick(starved=0.9, received=1200, flushed=1) == [("pollers", 3, 4)]
-        assert run.tick(starved=0.9, received=1210, flushed=1) == [("pollers", 4, 3)]
+        assert run.tick(starved=0.9, received=1210, flushed=1) == []
+        assert run.tick(starved=0.9, received=1190, flushed=1) == [("pollers", 4, 3)]
     assert "input is not limited by polling" in caplog.records[-1].message
     assert run.counts == Counter(pollers_scaled_up=2, pollers_scaled_down=1)
 

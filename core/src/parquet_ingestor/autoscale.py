@@ -12,10 +12,12 @@ the differences:
   batches unfilled while messages were arriving and the flush queue was not under pressure;
   they shrink under memory pressure or when the flush queue is.
 
-A step up is a **probe**: the next interval must show the flush rate (pollers: the receive rate)
-up by a fair share of what the step could give. When it is not (a transformer that holds the GIL,
-where more workers only contend for it: process CPU stays at one core while wall-clock work is
-split), the step is undone and not tried again for ``hold`` seconds. Cooldowns keep steps apart.
+A step up is a **probe**: the flush rate (pollers: the receive rate) since the step must beat the
+rate before it (averaged over the intervals at the old size) by a fair share of what the step
+could give, within two intervals. When it does not (a transformer that holds the GIL, where more
+workers only contend for it: process CPU stays at one core while wall-clock work is split), the
+step is undone and not tried again for ``hold`` seconds (soon, when the process got markedly
+less CPU meanwhile: a busier machine proves nothing). Cooldowns keep steps apart.
 Each decision is logged (INFO up, WARNING down, with its reason) and counted
 (``workers_scaled_up``... through ``count``).
 
@@ -29,11 +31,15 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 log = logging.getLogger("parquet_ingestor")
+
+#: intervals at one size averaged into the rate a step up is judged against
+STEADY_WINDOWS = 5
 
 #: The memory-pressure signal: the fraction of the memory limit in use now (0.0: no limit or
 #: none used; 1.0: at the limit). ``Pipeline(memory_pressure=...)`` takes any such callable.
@@ -94,7 +100,7 @@ class AutoscalePolicy:
     cpu_high: float = 0.95  #: ...and shrink above this one
     memory_target: float = 0.8  #: workers and pollers grow only below this share of the limit
     memory_high: float = 0.9  #: ...and shrink above this one
-    min_gain: float = 1 / 3  #: a step up must bring this share of its ideal gain (at least 5%)
+    min_gain: float = 0.2  #: a step up must bring this share of its ideal gain (at least 5%)
 
 
 @dataclass(frozen=True)
@@ -169,8 +175,8 @@ class Decision:
 class _Probe:
     old: int
     new: int
-    rate: float  #: the rate over the interval before the step
-    cpu: float  #: process CPUs in use over that interval
+    rate: float  #: the rate over the intervals before the step (since the change before)
+    cpu: float  #: process CPUs in use over them
 
 
 @dataclass
@@ -179,14 +185,21 @@ class _Target:
     resizable: Resizable
     low: int
     high: int
-    rate_of: Callable[[Sample], float]
     unit: str
+    #: the last intervals at the current size: (seconds, rate x seconds, CPUs x seconds)
+    recent: deque[tuple[float, float, float]] = field(
+        default_factory=lambda: deque(maxlen=STEADY_WINDOWS))
     changed: float = float("-inf")
     probe: _Probe | None = None
     ceiling: int = 1 << 30
     ceiling_until: float = float("-inf")
     double: bool = True  #: the last step up paid well: the next may double
     idle_since: float | None = None
+
+    def steady(self) -> tuple[float, float]:
+        """Rate and CPUs averaged over the intervals since the last change."""
+        seconds = sum(r[0] for r in self.recent) or 1.0
+        return sum(r[1] for r in self.recent) / seconds, sum(r[2] for r in self.recent) / seconds
 
 
 @dataclass
@@ -223,10 +236,10 @@ class Autoscaler:
     def __post_init__(self) -> None:
         if self.workers is not None:
             self._targets["workers"] = _Target("workers", self.workers, *self.worker_bounds,
-                                               rate_of=lambda s: s.flushed_bytes, unit="B/s")
+                                               unit="B/s")
         if self.pollers is not None:
             self._targets["pollers"] = _Target("pollers", self.pollers, *self.poller_bounds,
-                                               rate_of=lambda s: s.received, unit="msg/s")
+                                               unit="msg/s")
 
     def run(self, stop: threading.Event) -> None:
         """Decide every ``policy.interval`` until ``stop`` is set; a failing step is logged and
@@ -249,6 +262,10 @@ class Autoscaler:
         if now - last[0] <= 0:
             return []
         window = self._window(now - last[0], last[1], sample)
+        for target in self._targets.values():
+            rate = window.flush_rate if target.name == "workers" else window.receive_rate
+            target.recent.append((window.seconds, rate * window.seconds,
+                                  window.cpu * window.seconds))
         made: list[Decision] = []
         workers = self._targets.get("workers")
         if workers is not None:
@@ -275,14 +292,15 @@ class Autoscaler:
 
     def _decide_workers(self, t: _Target, w: _Window, now: float) -> list[Decision]:
         p = self.policy
-        undone = self._judge(t, w.flush_rate, w, now) if t.probe is not None else None
-        if undone is not None:
-            return undone
         n = t.resizable.size
         if w.memory >= p.memory_high and n > t.low and now - t.changed >= p.interval * 0.99:
+            t.probe = None  # memory first, whatever a step up was showing
             new = max(t.low, n - max(1, n // 2))
             return self._apply(t, new, now, f"memory at {w.memory:.0%} of the limit (shrinking "
                                             f"above {p.memory_high:.0%})", w)
+        verdict = self._judge(t, w, now) if t.probe is not None else None
+        if verdict is not None:
+            return verdict
         if w.cpu_share >= p.cpu_high and n > t.low and now - t.changed >= p.down_cooldown:
             return self._apply(t, n - 1, now, f"CPU at {w.cpu_share:.0%} of {self.cpus:g} "
                                               f"CPUs (shrinking above {p.cpu_high:.0%})", w)
@@ -300,20 +318,21 @@ class Autoscaler:
                 and w.memory < p.memory_target and now - t.changed >= p.up_cooldown):
             step = n if t.double and w.backlog >= 0.9 else 1
             new = min(high, n + step)
-            t.probe = _Probe(n, new, w.flush_rate, w.cpu)
+            t.probe = _Probe(n, new, *t.steady())
             return self._apply(t, new, now, f"flush queue full {w.backlog:.0%} of the last "
                                             f"{w.seconds:.1f}s, {self._levels(w)}", w)
         return []
 
     def _decide_pollers(self, t: _Target, w: _Window, now: float) -> list[Decision]:
         p = self.policy
-        undone = self._judge(t, w.receive_rate, w, now) if t.probe is not None else None
-        if undone is not None:
-            return undone
         n = t.resizable.size
         if w.memory >= p.memory_high and n > t.low and now - t.changed >= p.interval * 0.99:
+            t.probe = None
             return self._apply(t, n - 1, now, f"memory at {w.memory:.0%} of the limit "
                                               f"(shrinking above {p.memory_high:.0%})", w)
+        verdict = self._judge(t, w, now) if t.probe is not None else None
+        if verdict is not None:
+            return verdict
         if now - t.changed < p.poller_cooldown:
             return []
         workers = self._targets.get("workers")
@@ -324,27 +343,33 @@ class Autoscaler:
         high = t.high if now >= t.ceiling_until else min(t.high, t.ceiling)
         if (w.starved >= p.starved and w.backlog < 0.1 and w.received > 0 and n < high
                 and w.memory < p.memory_target):
-            t.probe = _Probe(n, n + 1, w.receive_rate, w.cpu)
+            t.probe = _Probe(n, n + 1, *t.steady())
             return self._apply(t, n + 1, now, f"batches waited for input {w.starved:.0%} of "
                                               f"the last {w.seconds:.1f}s while "
                                               f"{w.receive_rate:,.0f} msg/s arrived", w)
         return []
 
-    def _judge(self, t: _Target, rate: float, w: _Window, now: float) -> list[Decision] | None:
-        """The interval after a step up: keep it if the rate rose enough (None: decide on as
-        usual), else undo it (the decisions that did)."""
-        probe, t.probe = t.probe, None
+    def _judge(self, t: _Target, w: _Window, now: float) -> list[Decision] | None:
+        """The intervals after a step up: keep it as soon as the rate since the step rose
+        enough (None: decide on as usual); else wait for a second interval (``[]``: nothing
+        else this time), then undo it (the decisions that did)."""
+        probe = t.probe
         assert probe is not None
+        rate, cpu = t.steady()
         ideal = (probe.new - probe.old) / probe.old
         needed = max(0.05, ideal * self.policy.min_gain)
         gain = rate / probe.rate - 1 if probe.rate > 0 else (1.0 if rate > 0 else 0.0)
         if gain >= needed:
+            t.probe = None
             t.double = gain >= 0.7 * ideal
             return None
+        if len(t.recent) < 2:
+            return []  # one noisy interval does not condemn a step
+        t.probe = None
         t.double = False
         # CPU-heavy work that got markedly less CPU: the machine got busier, and the window
         # says nothing about contention. Undone, but tried again soon.
-        busier = probe.cpu >= 0.25 and w.cpu < 0.75 * probe.cpu
+        busier = probe.cpu >= 0.25 and cpu < 0.75 * probe.cpu
         hold = self.policy.down_cooldown if busier else self.policy.hold
         t.ceiling, t.ceiling_until = probe.old, now + hold
         if t.resizable.size != probe.new:
@@ -352,7 +377,7 @@ class Autoscaler:
         what = "worker" if t.name == "workers" else "poller"
         s = "s" if probe.new - probe.old > 1 else ""
         measured = (f"{_rate(probe.rate, t.unit)} -> {_rate(rate, t.unit)}, {gain:+.0%}; "
-                    f"process CPU {probe.cpu:.2f} -> {w.cpu:.2f} of {self.cpus:g}")
+                    f"process CPU {probe.cpu:.2f} -> {cpu:.2f} of {self.cpus:g}")
         if busier:
             why = "the process got less CPU (a busier machine?), so the step is unproven"
         elif t.name == "workers":
@@ -377,6 +402,7 @@ class Autoscaler:
         got = t.resizable.resize(new)
         t.changed = now
         t.idle_since = None
+        t.recent.clear()
         if got == old:
             t.probe = None
             return []
