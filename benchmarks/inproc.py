@@ -1,9 +1,10 @@
 """Benchmarks that drive the library in-process; run.py starts each in a fresh child process.
 
-    python benchmarks/inproc.py function EVENTS.jsonl [json|message] [WORKERS]
+    python benchmarks/inproc.py function EVENTS.jsonl [json|message] [WORKERS|auto]
                                 # FunctionTransformer -> parquet -> null sink
     python benchmarks/inproc.py sqs N                   # SQS source over a stub client: receive/batch/ack
     python benchmarks/inproc.py workers N DELAY W...    # flush-worker overlap against a slow sink
+                                                        # (W: a number or auto)
     python benchmarks/inproc.py imports CMD...          # which heavy modules the CLI imported
 
 Each prints one JSON object on stdout. Throughput is never measured through moto.
@@ -106,6 +107,19 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def worker_setting(workers: str) -> int | str:
+    """``"4"`` -> 4; ``"auto"`` stays (``--workers auto``, default bounds and policy)."""
+    return workers if workers == "auto" else int(workers)
+
+
+def scaling(pipeline: Pipeline) -> dict[str, Any]:
+    """What the autoscaler did in a run: its decisions and the workers at the end."""
+    counts = pipeline.metrics.counts
+    return {"workers_end": pipeline.workers,
+            "scaled_up": int(counts.get("workers_scaled_up", 0)),
+            "scaled_down": int(counts.get("workers_scaled_down", 0))}
+
+
 # ------------------------------------------------------------------------------- benchmarks
 
 
@@ -159,7 +173,7 @@ def bench_function(path: str, decoder: str = "json", workers: str = "1") -> dict
 
     source, sink = LineSource(bodies), NullSink()
     pipeline = Pipeline(source, sink, encoder, transformer,
-                        PipelineSettings(workers=int(workers)))
+                        PipelineSettings(workers=worker_setting(workers)))  # type: ignore[arg-type]
     t0, c0 = time.perf_counter(), cpu_seconds()
     pipeline.run()
     seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
@@ -167,7 +181,7 @@ def bench_function(path: str, decoder: str = "json", workers: str = "1") -> dict
     return {"records": len(bodies), "rows": rows, "acked": source.acked, "seconds": seconds,
             "cpu_seconds": cpu, "bytes": nbytes, "stages": stages,
             "decoder": "json.loads" if decoder == "json" else f"message.json() ({BACKEND})",
-            "workers": int(workers)}
+            "workers": worker_setting(workers), **scaling(pipeline)}
 
 
 class StubSqs:
@@ -235,21 +249,23 @@ def bench_sqs(n: int, path: str) -> dict[str, Any]:
             "calls": stub.calls, "in_flight_after": in_flight, "stats": source.stats}
 
 
-def bench_workers(n: int, path: str, delay: float, counts: list[int]) -> dict[str, Any]:
-    """The same small-batch run against a sink whose commit sleeps ``delay``, per worker count."""
+def bench_workers(n: int, path: str, delay: float, counts: list[int | str]) -> dict[str, Any]:
+    """The same small-batch run against a sink whose commit sleeps ``delay``, per worker count
+    (or ``auto``)."""
     from parquet_ingestor_parquet.encoder import ParquetEncoder
 
     bodies = read_bodies(path, n)
     out: dict[str, Any] = {"messages": n, "delay": delay, "batch_records": 500, "runs": {}}
     for workers in counts:
         source, sink = LineSource(bodies), NullSink(delay)
-        settings = PipelineSettings(workers=workers, batch=BatchLimits(max_records=500))
+        settings = PipelineSettings(workers=workers,  # type: ignore[arg-type]
+                                    batch=BatchLimits(max_records=500))
         pipeline = Pipeline(source, sink, ParquetEncoder(), None, settings)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         pipeline.run()
-        seconds = time.perf_counter() - t0
-        out["runs"][str(workers)] = {"seconds": seconds, "files": sink.files,
-                                     "acked": source.acked}
+        seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+        out["runs"][str(workers)] = {"seconds": seconds, "cpu_seconds": cpu, "files": sink.files,
+                                     "acked": source.acked, **scaling(pipeline)}
     return out
 
 
@@ -273,7 +289,8 @@ def main(argv: list[str]) -> int:
     elif kind == "sqs":
         result = bench_sqs(int(args[0]), args[1])
     elif kind == "workers":
-        result = bench_workers(int(args[0]), args[1], float(args[2]), [int(a) for a in args[3:]])
+        result = bench_workers(int(args[0]), args[1], float(args[2]),
+                               [worker_setting(a) for a in args[3:]])
     elif kind == "imports":
         result = bench_imports(args)
     else:

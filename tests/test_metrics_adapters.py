@@ -428,7 +428,7 @@ def test_gauges_from_their_owners() -> None:
     from parquet_ingestor.metrics import GAUGES, Metrics, gauge_values
 
     metrics = Metrics()
-    pipeline = SimpleNamespace(metrics=metrics, source=SimpleNamespace(poller_count=3),
+    pipeline = SimpleNamespace(metrics=metrics, source=SimpleNamespace(pollers=3),
                                settings=SimpleNamespace(batch=SimpleNamespace(max_age=60)))
     values = gauge_values(pipeline)
     assert values["pollers"] == 3  # a source that has pollers says how many

@@ -50,8 +50,9 @@ def _pipeline_options(func: Callable[..., Any]) -> Callable[..., Any]:
         else:
             metavar = {"size": "SIZE", "duration": "DURATION", "int": "N", "float": "NUMBER"}.get(
                 opt.type, "TEXT")
-            if opt.choices:
-                metavar = "[" + "|".join(opt.choices) + "]"
+            if opt.choices:  # a number option's choices are words it takes besides numbers
+                words = "|".join(opt.choices)
+                metavar = f"{metavar}|{words}" if opt.type in ("int", "float") else f"[{words}]"
             func = click.option(flag, opt.name, default=None, metavar=metavar,
                                 help=opt.help + default)(func)
     return func

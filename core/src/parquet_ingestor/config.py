@@ -40,7 +40,7 @@ from .metric_adapters import check_otlp, check_prefix, check_rate, check_statsd,
 from .options import Option, parse_options
 from .pipeline import Pipeline, PipelineSettings
 from .plugins import Kind, Registry, bundled_with
-from .settings import check_key_template, check_partition_by
+from .settings import check_key_template, check_partition_by, check_worker_bounds
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,14 @@ PIPELINE_OPTIONS: tuple[Option, ...] = (
            help="flush when the batch holds this many messages (0: off)"),
     Option("batch_max_age", "duration", default="5m",
            help="flush when the oldest message has waited this long (0: off)"),
-    Option("workers", "int", default=4, min=1, max=256, help="concurrent flush workers"),
+    Option("workers", "int", default=4, min=1, max=256, choices=("auto",),
+           help="concurrent flush workers; auto: sized at run time from the flush backlog, "
+                "CPU and memory, between --min-workers and --max-workers"),
+    Option("min_workers", "int", default=1, min=1, max=256,
+           help="with --workers auto: fewest flush workers"),
+    Option("max_workers", "int", default=8, min=1, max=256,
+           help="with --workers auto: most flush workers (memory holds up to "
+                "2 x this + 1 batches)"),
     Option("key_template", default=DEFAULT_TEMPLATE, check=check_key_template,
            help="object key: strftime codes, {uuid} {random} {unix_ns} {ext} {worker} "
                 "{field:NAME}"),
@@ -154,7 +161,9 @@ class RunConfig:
 
     def values(self) -> dict[str, Any]:
         """The pipeline settings, typed and validated (ConfigError names the flag)."""
-        return parse_options(PIPELINE_OPTIONS, self.pipeline, "pipeline")
+        values = parse_options(PIPELINE_OPTIONS, self.pipeline, "pipeline")
+        check_worker_bounds(values["min_workers"], values["max_workers"], "--{}-workers")
+        return values
 
 
 def load_toml(path: str, registry: Registry | None = None) -> RunConfig:

@@ -63,8 +63,15 @@ class Source(Protocol):
     properties: ``stop_reading()`` for a source that cannot redeliver (stdin, files): a drain
     calls it, then receives until the source is exhausted, so every line read is written;
     ``pending_redelivery`` (int) for a source that can tell which nacked messages it will
-    deliver again: an ``--exit-when-idle`` run that ends with some exits 1; ``poller_count``
+    deliver again: an ``--exit-when-idle`` run that ends with some exits 1; ``pollers``
     (int) for a source that receives on pollers of its own (SQS): the ``pollers`` gauge.
+
+    Pollers on auto: a source with background poll threads opts in to the autoscaler with
+    ``pollers`` (int, how many poll now), ``poller_bounds`` (``(fewest, most)`` while they are
+    on auto, e.g. its ``pollers=auto`` option; None otherwise) and ``resize_pollers(n)``
+    (start or retire pollers; return the count now in force). ``resize_pollers`` is called
+    from the autoscaler's thread, concurrently with ``receive``, ``ack`` and ``nack``; a
+    retired poller finishes its current poll and hands over what it got.
     """
 
     def receive(self, max_messages: int, timeout: float) -> Sequence[Message]:
@@ -365,7 +372,8 @@ class RunContext:
     """What a running pipeline tells its components when it starts them (``start(context)``).
 
     ``batch`` is the flush limits; the pipeline holds at most :attr:`batches_held` batches
-    unsettled at once (one filling, ``workers`` queued, ``workers`` being written). A source
+    unsettled at once (one filling, ``workers`` queued, ``workers`` being written; with
+    ``--workers auto``, ``workers`` is ``--max-workers``). A source
     whose system caps unacknowledged messages (JetStream ``max_ack_pending``, a Kafka fetch
     window) sizes that cap from :meth:`in_flight_messages`: a smaller cap stalls a batch that
     waits for bytes which cannot arrive. ``max_deliveries`` is ``--max-deliveries``.

@@ -58,6 +58,10 @@ METRICS: tuple[Metric, ...] = (
            "rows of nacked messages already committed in another file"),
     Metric("poisoned", "counter",
            "messages rejected --max-deliveries times and given back without an error sink"),
+    Metric("workers_scaled_up", "counter", "autoscaler decisions that added flush workers"),
+    Metric("workers_scaled_down", "counter", "autoscaler decisions that removed flush workers"),
+    Metric("pollers_scaled_up", "counter", "autoscaler decisions that added source pollers"),
+    Metric("pollers_scaled_down", "counter", "autoscaler decisions that removed source pollers"),
     Metric("flush", "timing", "time spent flushing one batch", "s"),
     Metric("in_flight_messages", "gauge", "messages received, not settled"),
     Metric("in_flight_bytes", "gauge", "bytes received, not settled", "By"),
@@ -211,7 +215,7 @@ def gauge_values(pipeline: Any) -> dict[str, float]:
     if files is not None:
         out["open_files"], out["open_file_bytes"] = files.usage()
     if "pollers" not in out:
-        pollers = getattr(getattr(pipeline, "source", None), "poller_count", None)
+        pollers = getattr(getattr(pipeline, "source", None), "pollers", None)
         if isinstance(pollers, int) and not isinstance(pollers, bool):
             out["pollers"] = pollers
     memory = getattr(pipeline, "memory", None)  # the run's MemoryLimit (--memory-limit)

@@ -34,7 +34,8 @@ class Option:
     ``type`` is one of ``str path int float bool size duration list map``: ``path`` is a local
     file or folder (relative to a config file's folder when it comes from one), ``size`` takes
     ``5MiB``, ``duration`` takes ``30s`` (parsed to seconds), ``list`` takes ``a,b,c`` and ``map``
-    takes ``k=v,k2=v2``. ``secret`` options (passwords, tokens) are never printed back: not by
+    takes ``k=v,k2=v2``. The ``choices`` of an ``int`` or ``float`` option are words it accepts
+    besides numbers (``workers``: a number or ``auto``). ``secret`` options (passwords, tokens) are never printed back: not by
     ``ingest plugins`` (listed as ``secret``), not in ``--json`` (``"secret": true``, no
     default), not in error messages (the value shows as ``****``). ``check`` validates a
     parsed value further (raise ``ValueError`` with the reason), wherever the value comes from.
@@ -59,7 +60,7 @@ class Option:
         """One line for ``ingest plugins`` and ``--help``."""
         parts: list[str] = [self.type]
         if self.choices:
-            parts = ["|".join(self.choices)]
+            parts = ["|".join((*self._numeric(), *self.choices))]
         if self.secret:
             parts.append("secret")
         if self.required:
@@ -77,12 +78,19 @@ class Option:
         label = (f"--{self.name.replace('_', '-')}" if where == "pipeline"
                  else f"{where} option '{self.name}'")
         shown = "****" if self.secret else repr(value)  # a secret never reaches a message
+        word = value.strip().lower() if isinstance(value, str) else None
+        if self._numeric() and self.choices and word in self.choices:
+            return word  # a word a number option takes ("auto")
         try:
             parsed = _convert(self.type, value)
         except (TypeError, ValueError) as exc:
             detail = f"not a valid {self.type}" if self.secret else str(exc)
+            if self._numeric() and self.choices and not self.secret:
+                words = " or ".join(self.choices)
+                detail = f"expected a {'whole ' * (self.type == 'int')}number or {words}, " \
+                         f"got {value!r}"
             raise ConfigError(f"{label}: {detail}") from None
-        if self.choices is not None and parsed not in self.choices:
+        if self.choices is not None and not self._numeric() and parsed not in self.choices:
             raise ConfigError(f"{label}: {shown} is not one of {', '.join(self.choices)}")
         if isinstance(parsed, int | float) and not isinstance(parsed, bool):
             if self.min is not None and parsed < self.min:
@@ -96,6 +104,10 @@ class Option:
                 detail = "not a valid value" if self.secret else str(exc)
                 raise ConfigError(f"{label}: {detail}") from None
         return parsed
+
+    def _numeric(self) -> tuple[str, ...]:
+        """``(type,)`` for a number option (its ``choices`` are words taken besides numbers)."""
+        return (self.type,) if self.type in ("int", "float") else ()
 
     def masked(self, value: Any) -> Any:
         """``value`` as it may be shown: ``"****"`` for a set secret, else unchanged."""

@@ -5,7 +5,10 @@ full batches go through a bounded queue to ``workers`` flush threads, so when wr
 receiving pauses (backpressure) and memory stays bounded by batch size x (workers + one queued
 per four workers + the one filling); ``--memory-limit`` (:mod:`.memory`) holds the resident
 size.
-Each flush worker hands its batch to :class:`~parquet_ingestor.commit.Committer`.
+Each flush worker hands its batch to :class:`~parquet_ingestor.commit.Committer`. With
+``workers="auto"`` (or a source whose pollers are on auto) an
+:class:`~parquet_ingestor.autoscale.Autoscaler` thread resizes the workers and the flush queue
+(and the source's pollers) from the counters this module keeps.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from collections.abc import Callable, Mapping, Sequence
 from operator import attrgetter
 from typing import Any
 
-from .batcher import Batcher
+from .autoscale import Autoscaler, MemoryPressure, Sample, SourcePollers
+from .batcher import Batch, Batcher
 from .commit import Committer, FileResult, FlushResult
 from .errors import Aborted, ConfigError
 from .interfaces import Encoder, RunContext, Sink, SinkRequirements, Source, Transformer
@@ -62,6 +66,7 @@ class Pipeline:
         error_sink: Sink | None = None,
         hooks: Any = None,
         names: Mapping[str, str] | None = None,
+        memory_pressure: MemoryPressure | None = None,
     ) -> None:
         if transformer is None:
             from .builtins.json_transformer import JsonTransformer
@@ -82,12 +87,24 @@ class Pipeline:
         self._hooks = hooks
         self._stop = threading.Event()
         self._abort = threading.Event()
+        low, _ = self.settings.worker_bounds
         # one batch queued ahead of every four workers: a worker that finishes finds the next
         # batch, and fewer batches wait in memory (each holds its bodies as Messages)
         self._queue: queue.Queue[list[Message] | Callable[[], object] | None] = queue.Queue(
-            maxsize=max(1, self.settings.workers // 4))
+            maxsize=_queued_batches(low))
+        self._given_pressure = memory_pressure
         self._busy = 0
         self._busy_lock = threading.Lock()
+        # the flush workers: index -> thread; workers at or above the target retire
+        self._pool_lock = threading.Lock()
+        self._live: dict[int, threading.Thread] = {}
+        self._worker_target = low
+        self._scaling = threading.Event()  # set: the autoscaler stops
+        # cumulative load counters, sampled by the autoscaler
+        self._flushed_bytes = 0
+        self._busy_seconds = 0.0
+        self._backlog_seconds = 0.0
+        self._starved_seconds = 0.0
         self._commit = Committer(self)
         self._source_stopped = False
         self._batcher: Batcher | None = None
@@ -99,11 +116,14 @@ class Pipeline:
         self._check_row_groups()
         #: the run's memory limit and the process's use of it (pressure, gauges)
         self.memory = self._memory_limit()
+        #: the memory-pressure signal of the autoscaler (a fraction of the memory limit)
+        self.memory_pressure: MemoryPressure = self._given_pressure or self.memory.pressure
+        _, high = self.settings.worker_bounds
         #: batch limits as used: the configured ones, batches shrunk to fit the memory limit
         self.batch_limits = dataclasses.replace(
             self.settings.batch, max_bytes=self.memory.batch_bytes(
                 self.settings.batch.max_bytes,
-                self.settings.workers + self._queue.maxsize + 1))
+                high + _queued_batches(high) + 1))
         #: bytes of messages that may wait in open files (``max_held_bytes``, or less to fit
         #: the memory limit)
         self.max_held_bytes = self.memory.held_bytes(self.settings.max_held_bytes)
@@ -182,13 +202,8 @@ class Pipeline:
     def run(self) -> Metrics:
         """Run until the source is drained, idle for ``exit_when_idle``, or ``stop()``."""
         self._start_components(self._context())
-        threads = [
-            threading.Thread(target=self._worker, args=(i,), name=f"flush-{i}", daemon=True)
-            for i in range(self.settings.workers)
-        ]
-        for thread in threads:
-            thread.start()
-        self.metrics.set_gauge("workers", len(threads))
+        self._resize_workers(self._worker_target)
+        self._start_autoscaler()
         self.call_hook("ingest_pipeline_started")
         batcher = self._batcher = Batcher(self.batch_limits)
         try:
@@ -200,6 +215,10 @@ class Pipeline:
                         self._submit(batcher.take())
                     elif len(batcher):
                         self._commit.release(batcher.take())
+                    self._scaling.set()
+                    with self._pool_lock:
+                        self._worker_target = 1 << 30  # no worker retires from now on
+                        threads = list(self._live.values())
                     for _ in threads:
                         self._put(None, force=True)
                     self._join(threads)
@@ -233,8 +252,69 @@ class Pipeline:
                  self._commit.open_files.oldest())
         return min((t for t in times if t is not None), default=None)
 
+    @property
+    def workers(self) -> int:
+        """Flush workers now (the autoscaler changes it with ``--workers auto``)."""
+        return self._worker_target if self._worker_target < 1 << 30 else len(self._live)
+
+    @property
+    def pollers(self) -> int | None:
+        """The source's pollers now, for a source that has them (``pollers``), else None."""
+        pollers = getattr(self.source, "pollers", None)
+        return pollers if isinstance(pollers, int) else None
+
+    def _resize_workers(self, n: int) -> int:
+        """Run ``n`` flush workers and let the flush queue hold ``n`` batches: new ones start
+        at once, surplus ones retire after the batch they are on. Refused once the run is
+        ending (its workers are being stopped)."""
+        with self._pool_lock:
+            if self._scaling.is_set():
+                return self.workers
+            self._worker_target = n
+            with self._queue.mutex:
+                self._queue.maxsize = _queued_batches(n)
+                self._queue.not_full.notify_all()
+            for i in range(n):
+                if i not in self._live:
+                    thread = threading.Thread(target=self._worker, args=(i,), name=f"flush-{i}",
+                                              daemon=True)
+                    self._live[i] = thread
+                    thread.start()
+        self.metrics.set_gauge("workers", n)
+        return n
+
+    def _retire(self, worker: int) -> bool:
+        with self._pool_lock:
+            if worker < self._worker_target:
+                return False
+            del self._live[worker]
+            return True
+
+    def _start_autoscaler(self) -> None:
+        """Start the autoscaler's thread when workers or the source's pollers are on auto."""
+        pollers = SourcePollers.of(self.source)
+        if not self.settings.autoscaled and pollers is None:
+            return
+        scaler = Autoscaler(
+            self.settings.autoscale, self._sample,
+            workers=_Workers(self) if self.settings.autoscaled else None,
+            worker_bounds=self.settings.worker_bounds,
+            pollers=pollers, poller_bounds=pollers.bounds if pollers else (1, 1),
+            count=self.metrics.incr)
+        threading.Thread(target=scaler.run, args=(self._scaling,), name="autoscale",
+                         daemon=True).start()
+
+    def _sample(self) -> Sample:
+        with self._busy_lock:
+            flushed, busy = self._flushed_bytes, self._busy_seconds
+        return Sample(cpu_seconds=time.process_time(), flushed_bytes=flushed,
+                      received=self.metrics.counts.get("received", 0),
+                      backlog_seconds=self._backlog_seconds,
+                      starved_seconds=self._starved_seconds, busy_seconds=busy,
+                      memory=self.memory_pressure())
+
     def _context(self) -> RunContext:
-        return RunContext(workers=self.settings.workers, metrics=self.metrics,
+        return RunContext(workers=self.settings.worker_bounds[1], metrics=self.metrics,
                           batch=self.settings.batch, max_deliveries=self.settings.max_deliveries,
                           sink=self.sink, event_time_field=self.settings.event_time_field,
                           settings=self.settings)
@@ -324,6 +404,7 @@ class Pipeline:
             if self.memory.limited:
                 self._make_room(batcher)
             timeout = max(0.0, min(settings.poll_interval, batcher.time_left()))
+            asked = time.monotonic()
             try:
                 messages = self.source.receive(settings.receive_max, timeout)
                 failures = 0
@@ -337,6 +418,8 @@ class Pipeline:
                 self._stop.wait(wait)
                 continue
             now = time.monotonic()
+            if len(messages) < settings.receive_max:  # the source had no more ready
+                self._starved_seconds += now - asked
             if messages:
                 if not self.poison.only_poison(messages):  # a poison loop is not activity
                     idle_since = now
@@ -454,7 +537,23 @@ class Pipeline:
 
     def _put(self, item: list[Message] | Callable[[], object] | None, force: bool = False,
              ) -> bool:
-        """Block while the flush queue is full (backpressure); give up only on abort."""
+        """Block while the flush queue is full (backpressure); give up only on abort. Time
+        spent waiting counts as backlog (the autoscaler's signal to add workers)."""
+        if self._abort.is_set() and not force:
+            return False
+        try:
+            self._queue.put_nowait(item)
+            return True
+        except queue.Full:
+            pass
+        started = time.monotonic()
+        try:
+            return self._put_waiting(item, force)
+        finally:
+            self._backlog_seconds += time.monotonic() - started
+
+    def _put_waiting(self, item: list[Message] | Callable[[], object] | None, force: bool,
+                     ) -> bool:
         while True:
             if self._abort.is_set() and not force:
                 return False
@@ -487,19 +586,20 @@ class Pipeline:
     # ---------------------------------------------------------------- flush
 
     def _worker(self, worker: int) -> None:
-        while True:
+        while not self._retire(worker):
             batch = self._queue.get()
             if batch is None:
                 return
+            started = time.monotonic()
             if callable(batch):
                 try:
                     batch()
                 except Exception:  # noqa: BLE001 - a bug must not kill the worker
                     log.exception("closing open files failed")
                 finally:
-                    with self._busy_lock:
-                        self._busy -= 1
+                    self._done(started, 0)
                 continue
+            nbytes = batch.nbytes if isinstance(batch, Batch) else sum(map(len, map(_BODY, batch)))
             try:
                 if self._abort.is_set():
                     self._commit.release(batch)
@@ -510,5 +610,30 @@ class Pipeline:
                 self._commit.release(batch)
             finally:
                 self.metrics.settle(id(batch))
-                with self._busy_lock:
-                    self._busy -= 1
+                self._done(started, nbytes)
+
+    def _done(self, started: float, nbytes: int) -> None:
+        """A worker finished a job: one fewer busy, and its time and bytes counted."""
+        with self._busy_lock:
+            self._busy -= 1
+            self._busy_seconds += time.monotonic() - started
+            self._flushed_bytes += nbytes
+
+
+def _queued_batches(workers: int) -> int:
+    """Batches the flush queue holds for ``workers`` workers: one per four, at least one."""
+    return max(1, workers // 4)
+
+
+class _Workers:
+    """The flush workers as the autoscaler sees them (:class:`~.autoscale.Resizable`)."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+
+    @property
+    def size(self) -> int:
+        return self._pipeline.workers
+
+    def resize(self, n: int) -> int:
+        return self._pipeline._resize_workers(n)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .autoscale import AutoscalePolicy
 from .batcher import BatchLimits
 from .errors import ConfigError
 from .keys import KeyTemplate
@@ -33,6 +34,14 @@ def check_partition_by(value: str) -> None:
     """``Option.check`` of ``partition_by``: ``processing`` or ``event:FIELD``."""
     if value != "processing" and not (value.startswith("event:") and len(value) > 6):
         raise ValueError(f"{value!r} is neither 'processing' nor 'event:FIELD'")
+
+
+def check_worker_bounds(low: int, high: int, name: str = "--{}-workers", where: str = "") -> None:
+    """``--min-workers`` above ``--max-workers`` is a ConfigError naming both (``name`` spells
+    them: ``"--{}-workers"`` on the command line, ``"{}_workers"`` in the Python API)."""
+    if low > high:
+        raise ConfigError(f"{where}{name.format('min')} {low} is greater than "
+                          f"{name.format('max')} {high}")
 
 
 @functools.cache
@@ -64,7 +73,9 @@ class PipelineSettings:
     setting (``PipelineSettings option 'workers': ...``)."""
 
     batch: BatchLimits = field(default_factory=BatchLimits)  # the declared batch_max_*
-    workers: int = _default("workers")
+    workers: int | Literal["auto"] = _default("workers")  # "auto": the autoscaler sizes it
+    min_workers: int = _default("min_workers")  # bounds of workers="auto"
+    max_workers: int = _default("max_workers")
     key_template: str = _default("key_template")
     error_key_template: str = _default("key_template")
     exit_when_idle: float | None = None
@@ -83,6 +94,8 @@ class PipelineSettings:
     max_deliveries: int | None = _default("max_deliveries")  # None: no poison limit
     receive_max: int = 1000
     poll_interval: float = 0.5
+    #: how the autoscaler decides (intervals, cooldowns, CPU and memory targets)
+    autoscale: AutoscalePolicy = field(default_factory=AutoscalePolicy)
 
     def __post_init__(self) -> None:
         from .config import PIPELINE_OPTIONS
@@ -91,6 +104,7 @@ class PipelineSettings:
         for name, value in self.as_options().items():
             if value is not None:
                 options[name].parse(value, WHERE)
+        check_worker_bounds(self.min_workers, self.max_workers, "{}_workers", f"{WHERE}: ")
         try:
             KeyTemplate(self.error_key_template)
         except ConfigError as exc:
@@ -103,6 +117,8 @@ class PipelineSettings:
             batch=BatchLimits(values["batch_max_bytes"], values["batch_max_records"],
                               values["batch_max_age"]),
             workers=values["workers"],
+            min_workers=values["min_workers"],
+            max_workers=values["max_workers"],
             key_template=values["key_template"],
             partition_by=values["partition_by"],
             on_missing_time=values["on_missing_time"],
@@ -129,6 +145,8 @@ class PipelineSettings:
             "batch_max_records": self.batch.max_records,
             "batch_max_age": self.batch.max_age,
             "workers": self.workers,
+            "min_workers": self.min_workers,
+            "max_workers": self.max_workers,
             "key_template": self.key_template,
             "partition_by": self.partition_by,
             "on_missing_time": self.on_missing_time,
@@ -149,6 +167,19 @@ class PipelineSettings:
             out[f"{prefix}_max_delay"] = policy.max_delay
         out["retry_jitter"] = self.write_retry.jitter
         return out
+
+    @property
+    def autoscaled(self) -> bool:
+        """``workers="auto"``: the autoscaler sizes the flush workers at run time."""
+        return self.workers == "auto"
+
+    @property
+    def worker_bounds(self) -> tuple[int, int]:
+        """Fewest and most flush workers: ``(min_workers, max_workers)`` on auto, else the
+        fixed count twice."""
+        if self.workers == "auto":
+            return self.min_workers, self.max_workers
+        return self.workers, self.workers
 
     @property
     def file_age(self) -> float:

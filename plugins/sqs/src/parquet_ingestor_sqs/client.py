@@ -36,7 +36,7 @@ START_ATTEMPTS = 3
 def make_client(settings: SqsSettings) -> Any:
     """A boto3 SQS client sized for the pollers, the lease thread and concurrent acks."""
     config = Config(
-        max_pool_connections=settings.pollers + 24,  # pollers, lease round, acks
+        max_pool_connections=settings.most_pollers + 24,  # pollers, lease round, acks
         retries={"mode": "standard", "total_max_attempts": CLIENT_ATTEMPTS},
         connect_timeout=10,
         read_timeout=max(60, settings.wait_time + 30),

@@ -57,7 +57,17 @@ SQS_OPTIONS: tuple[Option, ...] = (
         default=2,
         min=1,
         max=64,
-        help="background long-poll threads (always 1 on FIFO queues, to keep order)",
+        choices=("auto",),
+        help="background long-poll threads (always 1 on FIFO queues, to keep order); auto: "
+        "2 to start, then sized by the pipeline's autoscaler between 1 and max_pollers",
+    ),
+    Option(
+        "max_pollers",
+        "int",
+        default=8,
+        min=1,
+        max=64,
+        help="with pollers=auto: most long-poll threads",
     ),
     Option(
         "max_in_flight",
@@ -133,7 +143,9 @@ class SqsSettings:
     wait_time: int = 20
     max_messages: int = 10
     visibility_timeout: int = 30
-    pollers: int = 2
+    pollers: int = 2  # to start with, when pollers_auto
+    pollers_auto: bool = False
+    max_pollers: int = 8
     max_in_flight: int = 20000
     max_in_flight_bytes: int = 256 << 20
     system_attributes: tuple[str, ...] = ("All",)
@@ -141,6 +153,11 @@ class SqsSettings:
     retry_delay: int = 0
     unwrap: str = "none"
     check_queue: bool = True
+
+    @property
+    def most_pollers(self) -> int:
+        """Long-poll threads there can be at once."""
+        return max(self.pollers, self.max_pollers) if self.pollers_auto else self.pollers
 
     @property
     def fifo(self) -> bool:
@@ -167,6 +184,7 @@ class SqsSettings:
                 f"https://sqs.REGION.amazonaws.com/ACCOUNT/NAME, got {url!r}"
             )
         system, message = split_attributes(values.get("attributes") or ["All"])
+        most = int(values.get("max_pollers") or 8)
         region = values.get("region") or region_from_url(url)
 
         def seconds(name: str, default: float) -> int:
@@ -180,7 +198,10 @@ class SqsSettings:
             wait_time=seconds("wait_time", 20),
             max_messages=int(values.get("max_messages") or 10),
             visibility_timeout=seconds("visibility_timeout", 30),
-            pollers=int(values.get("pollers") or 2),
+            pollers=(min(2, most) if values.get("pollers") in (None, "auto")
+                     else int(values["pollers"])),
+            pollers_auto=values.get("pollers") == "auto",
+            max_pollers=most,
             max_in_flight=int(values.get("max_in_flight") or 20000),
             max_in_flight_bytes=int(values.get("max_in_flight_bytes") or 256 << 20),
             system_attributes=system,

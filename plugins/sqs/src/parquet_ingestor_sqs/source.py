@@ -77,13 +77,14 @@ class SqsSource(BaseSource):
         wait_time: float | str | None = None,
         max_messages: int | None = None,
         visibility_timeout: float | str | None = None,
-        pollers: int | None = None,
+        pollers: int | str | None = None,
         max_in_flight: int | None = None,
         max_in_flight_bytes: int | str | None = None,
         attributes: Sequence[str] | str | None = None,
         retry_delay: float | str | None = None,
         unwrap: str | None = None,
         check_queue: bool | None = None,
+        max_pollers: int | None = None,
         *,
         client: Any = None,
     ) -> None:
@@ -101,6 +102,7 @@ class SqsSource(BaseSource):
             retry_delay=retry_delay,
             unwrap=unwrap,
             check_queue=check_queue,
+            max_pollers=max_pollers,
         )
         self.settings = settings
         self.client = client if client is not None else make_client(settings)
@@ -121,7 +123,8 @@ class SqsSource(BaseSource):
         self._visibility_lock = threading.Lock()  # orders lease extensions before nacks/releases
         self._stats_lock = threading.Lock()
         self._state_lock = threading.Lock()
-        self._pollers: list[threading.Thread] = []
+        self._pollers: list[threading.Thread] = []  # every poller started and not seen ended
+        self._live: set[int] = set()  # indices of the pollers running (or finishing a poll)
         self._lease_thread: threading.Thread | None = None
         self._started = False
         self._closed = False
@@ -153,16 +156,54 @@ class SqsSource(BaseSource):
             if self._started or self._closed:
                 return
             self._started = True
-            for i in range(self.poller_count):
-                thread = threading.Thread(
-                    target=self._poll_loop, name=f"sqs-poller-{i + 1}", daemon=True
-                )
-                self._pollers.append(thread)
-                thread.start()
+            self._spawn_pollers()
             self._lease_thread = threading.Thread(
                 target=self._lease_loop, name="sqs-leases", daemon=True
             )
             self._lease_thread.start()
+
+    def _spawn_pollers(self) -> None:
+        """Start the pollers missing below ``poller_count`` (under ``_state_lock``)."""
+        self._pollers = [thread for thread in self._pollers if thread.is_alive()]
+        for i in range(self.poller_count):
+            if i not in self._live:
+                thread = threading.Thread(
+                    target=self._poll_loop, args=(i,), name=f"sqs-poller-{i + 1}", daemon=True
+                )
+                self._live.add(i)
+                self._pollers.append(thread)
+                thread.start()
+
+    @property
+    def pollers(self) -> int:
+        """Long-poll threads now (the pipeline's autoscaler resizes them with pollers=auto)."""
+        return self.poller_count
+
+    @property
+    def poller_bounds(self) -> tuple[int, int] | None:
+        """``(1, max_pollers)`` with ``pollers=auto`` (never on FIFO queues), else None."""
+        if self.fifo or not self.settings.pollers_auto:
+            return None
+        return 1, self.settings.max_pollers
+
+    def resize_pollers(self, n: int) -> int:
+        """Run ``n`` pollers: new ones start at once, surplus ones stop after their current
+        long poll (whose messages are handed over as usual). Returns the count now set."""
+        if self.fifo:
+            return self.poller_count
+        with self._state_lock:
+            self.poller_count = max(1, min(self.settings.max_pollers, n))
+            if self._started and not self._closed:
+                self._spawn_pollers()
+            return self.poller_count
+
+    def _retired(self, index: int) -> bool:
+        """A poller at or above ``poller_count`` stops (and says so, under the lock)."""
+        with self._state_lock:
+            if index < self.poller_count:
+                return False
+            self._live.discard(index)
+            return True
 
     def close(self) -> None:
         """Stop polling and release every unsettled message (visibility 0). Idempotent.
@@ -231,14 +272,14 @@ class SqsSource(BaseSource):
             popleft = ready.popleft
             return [popleft() for _ in range(n)]
 
-    def _poll_loop(self) -> None:
+    def _poll_loop(self, index: int = 0) -> None:
         """One poller: reserve room under max_in_flight, long-poll, hand the messages over."""
         table = self._table
         stop = self._stop
         most = self.settings.max_messages
         backoff = 0.0
         attempt_id: str | None = None
-        while not stop.is_set():
+        while not stop.is_set() and not self._retired(index):
             n = table.reserve(most, timeout=1.0)
             if n == 0:
                 continue
