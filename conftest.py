@@ -1,14 +1,20 @@
-"""Fixtures shared by the core tests and the bundled plugins' tests.
+"""Fixtures shared by the core tests and the bundled plugins' tests, and how the suite is
+spread over pytest-xdist workers (``-n 4 --dist loadgroup`` in pyproject.toml).
 
 ``moto_endpoint`` runs moto in server mode on loopback: boto3 talks to it over real HTTP, and so
 can an ``ingest`` subprocess (``AWS_ENDPOINT_URL``). Tests use unique queue and bucket names
 instead of resetting the server.
+
+Under xdist every worker is its own process with its own session: a session-scoped fixture runs
+once per worker (one moto server, one redis-server each, on ports the OS picks), and
+``tmp_path``/``tmp_path_factory`` are per worker. A module- or class-scoped fixture would run once
+per worker that gets a test of its module, so such modules are kept on one worker (see
+``pytest_collection_modifyitems``).
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 
@@ -19,12 +25,6 @@ FAKE_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "fake-secret-key-for-tests-only-000000000",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def make_moto_receive_atomic() -> None:
@@ -70,9 +70,10 @@ def moto_endpoint() -> Iterator[str]:
     for key, value in FAKE_CREDENTIALS.items():
         os.environ.setdefault(key, value)
     os.environ.pop("AWS_PROFILE", None)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    # port 0: the OS picks a free port when the server binds (no race with other workers)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
+    port = server.get_host_and_port()[1]
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -92,3 +93,33 @@ def aws_env(moto_endpoint: str) -> dict[str, str]:
     env.update(FAKE_CREDENTIALS)
     env["AWS_ENDPOINT_URL"] = moto_endpoint
     return env
+
+
+#: fixture scopes whose value is shared by the tests of one module (or class)
+_SHARED_SCOPES = {"module", "class", "package"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Order and group the tests for xdist (harmless without it).
+
+    - A test that uses a module-, class- or package-scoped fixture is put in an ``xdist_group``
+      named after its module, so that fixture (a fresh copy of the checkout with its own venv,
+      a dataset written by ``ingest`` runs) is built once, not once per worker.
+    - Slow tests first, then the moto ones, then the rest (stable within each): long tests start
+      early instead of ending the run alone on one worker while the others are idle.
+    """
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        info = getattr(item, "_fixtureinfo", None)
+        defs = info.name2fixturedefs.values() if info is not None else []
+        if any(d[-1].scope in _SHARED_SCOPES for d in defs if d):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("slow"):
+            return 0
+        return 1 if item.get_closest_marker("aws") else 2
+
+    items.sort(key=rank)
