@@ -99,27 +99,61 @@ def aws_env(moto_endpoint: str) -> dict[str, str]:
 _SHARED_SCOPES = {"module", "class", "package"}
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Order and group the tests for xdist (harmless without it).
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """A test that uses a module-, class- or package-scoped fixture goes in an ``xdist_group``
+    named after its module, so that fixture (a fresh copy of the checkout with its own venv, a
+    dataset written by ``ingest`` runs) is built once, not once per worker. (Marked here, as
+    each item is collected: xdist reads the marks in its own collection_modifyitems hook.)"""
+    if item.get_closest_marker("xdist_group"):
+        return
+    info = getattr(item, "_fixtureinfo", None)
+    defs = info.name2fixturedefs.values() if info is not None else []
+    if any(d[-1].scope in _SHARED_SCOPES for d in defs if d):
+        item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
 
-    - A test that uses a module-, class- or package-scoped fixture is put in an ``xdist_group``
-      named after its module, so that fixture (a fresh copy of the checkout with its own venv,
-      a dataset written by ``ingest`` runs) is built once, not once per worker.
-    - Slow tests first, then the moto ones, then the rest (stable within each): long tests start
-      early instead of ending the run alone on one worker while the others are idle.
+
+def _group_name(item: pytest.Item) -> str | None:
+    mark = item.get_closest_marker("xdist_group")
+    if mark is None:
+        return None
+    return str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Slow tests first, then the moto ones, then the rest (stable within each, and a module
+    with a shared fixture kept together): long tests start early instead of ending the run
+    alone on one worker while the others wait, and a module-scoped fixture is set up once.
+
+    On an xdist worker with ``--dist loadgroup``, a grouped test's id gets the ``@group`` suffix
+    the scheduler groups by. xdist 3.8 sets it in ``item._nodeid``, which pytest 9.2 no longer
+    reads (the id lives in ``item._id``), so without this every group would be ignored.
     """
-    for item in items:
-        if item.get_closest_marker("xdist_group"):
-            continue
-        info = getattr(item, "_fixtureinfo", None)
-        defs = info.name2fixturedefs.values() if info is not None else []
-        if any(d[-1].scope in _SHARED_SCOPES for d in defs if d):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+    if hasattr(config, "workerinput") and config.getvalue("loadgroup"):
+        for item in items:
+            name = _group_name(item)
+            if name is not None and "@" not in item.nodeid:
+                tagged = f"{item.nodeid}@{name}"
+                if hasattr(item, "_id"):
+                    from _pytest.nodeid import coerce_node_id
+
+                    item._id = coerce_node_id(tagged)
+                else:
+                    item._nodeid = tagged
 
     def rank(item: pytest.Item) -> int:
         if item.get_closest_marker("slow"):
             return 0
         return 1 if item.get_closest_marker("aws") else 2
 
-    items.sort(key=rank)
+    first: dict[str, int] = {}  # a grouped module ranks as its most urgent test
+    for item in items:
+        name = _group_name(item)
+        if name is not None:
+            first[name] = min(first.get(name, 2), rank(item))
+
+    def key(item: pytest.Item) -> tuple[int, str]:
+        name = _group_name(item)
+        return (rank(item), "") if name is None else (first[name], name)
+
+    items.sort(key=key)
