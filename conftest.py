@@ -9,7 +9,18 @@ Under xdist every worker is its own process with its own session: a session-scop
 once per worker (one moto server, one redis-server each, on ports the OS picks), and
 ``tmp_path``/``tmp_path_factory`` are per worker. A module- or class-scoped fixture would run once
 per worker that gets a test of its module, so such modules are kept on one worker (see
-``pytest_collection_modifyitems``).
+``pytest_itemcollected``).
+
+Rules for new tests and fixtures, as any test may run beside any other:
+- no fixed port (bind port 0, or pick one and retry if the server does not come up), no fixed
+  path (``tmp_path``/``tmp_path_factory``), nothing written into the checkout;
+- names in the shared moto/redis server unique per test (``unique_name``, ``stream``);
+- waits on conditions with deadlines sized for a loaded machine; a lease or visibility timeout
+  that is not the point of the test is long, and an idle exit outlasts any lease it may wait on;
+- tests that take more than a few seconds are marked ``slow`` (they are started first);
+  tests that must not run at the same time as each other (one group runs on one worker, one
+  test after another), or that share an expensive fixture across modules, take
+  ``@pytest.mark.xdist_group("name")``.
 """
 
 from __future__ import annotations
