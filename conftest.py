@@ -1,5 +1,5 @@
 """Fixtures shared by the core tests and the bundled plugins' tests, and how the suite is
-spread over pytest-xdist workers (``-n 4 --dist loadgroup`` in pyproject.toml).
+spread over pytest-xdist workers (``-n 6 --dist loadgroup`` in pyproject.toml).
 
 ``moto_endpoint`` runs moto in server mode on loopback: boto3 talks to it over real HTTP, and so
 can an ``ingest`` subprocess (``AWS_ENDPOINT_URL``). Tests use unique queue and bucket names
