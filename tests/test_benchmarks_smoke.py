@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_quick_run_reports_every_section(tmp_path: Path) -> None:
     out = tmp_path / "results.json"

@@ -498,6 +498,7 @@ def test_a_sink_test_must_say_how_to_read_metadata_back() -> None:
         run_test(Undeclared, "test_content_type_and_metadata_are_stored")
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_the_suites_fail_under_pytest_as_an_author_runs_them(tmp_path: Path) -> None:
     """Through pytest itself: the correct plugins pass every test, two broken ones fail

@@ -26,7 +26,7 @@ from reliability_kit import (
     wait_queue_empty,
 )
 
-pytestmark = [pytest.mark.aws]
+pytestmark = [pytest.mark.aws, pytest.mark.slow]
 MESSAGES, PER_MESSAGE = 40, 50
 
 

@@ -32,6 +32,12 @@ SCHEMA = {"id": "string", "created_at": "string", "user_id": "int64", "type": "s
           "amount": "float64", "country": "string", "payload": "string", "tags": ["string"],
           "ctx": {"ip": "string", "ua": "string"}}
 GOOD_MESSAGES, PER_MESSAGE = 60, 50
+# The dead-letter tests' visibility timeout and idle exit, sized for a loaded 2-core machine.
+# The lease must outlast a stall between two extensions (with maxReceiveCount=2, two lapsed
+# leases would send a good message to the dead-letter queue); and the idle exit must outlast
+# the lease by a margin, as a message given back while its lease is being renewed may be seen
+# again only when that lease ends, and the run must receive it again before it goes idle.
+VISIBILITY, IDLE = 4, "10s"
 
 
 def _big_event(events: list[bytes]) -> bytes:
@@ -133,13 +139,14 @@ def test_poison_without_error_sink_ends_in_the_dead_letter_queue(
 ) -> None:
     sqs, s3 = aws
     s3.create_bucket(Bucket=unique_name)
-    url, dlq = make_queue(sqs, unique_name, visibility=2, dlq_max_receive=2)
+    url, dlq = make_queue(sqs, unique_name, visibility=VISIBILITY, dlq_max_receive=2)
     assert dlq is not None
     bodies, good, bad = _traffic(seed=32)
     assert send(sqs, url, bodies) == len(bodies)
     run = run_ingest([
-        *sqs_args(url, visibility=2, pollers=1), *_schema_args(tmp_path), *s3_args(unique_name),
-        "--batch-max-age", "1s", "--exit-when-idle", "5s", "--log-format", "json",
+        *sqs_args(url, visibility=VISIBILITY, pollers=1), *_schema_args(tmp_path),
+        *s3_args(unique_name),
+        "--batch-max-age", "1s", "--exit-when-idle", IDLE, "--log-format", "json",
     ], env_for(aws_env), logdir, timeout=90)
 
     assert run.code == 0, run.stderr[-3000:]
@@ -183,14 +190,15 @@ def test_error_sink_down_nacks_rejected_messages_never_acks_them(
 ) -> None:
     sqs, s3 = aws
     s3.create_bucket(Bucket=unique_name)
-    url, dlq = make_queue(sqs, unique_name, visibility=2, dlq_max_receive=2)
+    url, dlq = make_queue(sqs, unique_name, visibility=VISIBILITY, dlq_max_receive=2)
     assert dlq is not None
     bodies, good, bad = _traffic(seed=34)
     assert send(sqs, url, bodies) == len(bodies)
     run = run_ingest([
-        *sqs_args(url, visibility=2, pollers=1), *_schema_args(tmp_path), *s3_args(unique_name),
+        *sqs_args(url, visibility=VISIBILITY, pollers=1), *_schema_args(tmp_path),
+        *s3_args(unique_name),
         *s3_args(f"{unique_name}-missing", "errors/", flag="--error-sink", check_bucket="false"),
-        "--batch-max-age", "1s", "--exit-when-idle", "5s", "--write-attempts", "2",
+        "--batch-max-age", "1s", "--exit-when-idle", IDLE, "--write-attempts", "2",
         "--write-max-delay", "0.5s", "--log-format", "json",
     ], env_for(aws_env), logdir, timeout=90)
 

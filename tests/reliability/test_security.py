@@ -126,6 +126,7 @@ def _printed(args: list[str], env: dict[str, str], cwd: Path) -> str:
 
 
 @pytest.mark.aws
+@pytest.mark.slow
 @pytest.mark.timeout(150)
 def test_credentials_never_appear_in_output(
     aws: tuple[Any, Any], aws_env: dict[str, str], unique_name: str, tmp_path: Path

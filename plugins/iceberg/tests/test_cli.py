@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from iceberg_helpers import by_id, duckdb_rows, scan_rows
 
-pytestmark = [pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 #: runs the CLI in a process whose sink SIGKILLs itself when it is about to commit, if asked
 KILLER = """

@@ -35,25 +35,34 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed")
-    workdir: Path = tmp_path_factory.mktemp("redis")
-    port = _free_port()
-    server = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
+    workdir: Path = tmp_path_factory.mktemp("redis")  # per xdist worker, as is the server
+    for _attempt in range(5):
+        # the port is free when picked; another worker's process may take it before redis
+        # binds it, and then this server exits at once: pick another
+        port = _free_port()
+        server = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+             "no", "--dir", str(workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"redis://127.0.0.1:{port}/0"
+        client = redis.Redis.from_url(url)
+        deadline = time.monotonic() + 30
+        while server.poll() is None:
+            try:
+                if int(client.info("server")["process_id"]) != server.pid:  # not ours
+                    server.kill()
+                    server.wait()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    server.kill()
+                    raise RuntimeError("redis-server did not start in 30 s") from None
+                time.sleep(0.05)
+        client.close()
+        if server.poll() is None:
             break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                raise RuntimeError("redis-server did not start") from None
-            time.sleep(0.05)
-    client.close()
+    else:
+        raise RuntimeError("redis-server did not start (no free port?)")
     try:
         yield url
     finally:
