@@ -207,6 +207,50 @@ def test_nack_after_a_lapsed_lease_counts_the_latest_delivery(q, sqs, unique_nam
     assert [m["Body"] for m in dead] == ["lapsed"]
 
 
+class _RedeliveredBeforeNackReturns:
+    """A client whose ChangeMessageVisibilityBatch (the nack) returns only once a poller has
+    received a message again: the race of a nack with visibility 0 on a busy machine."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.nacking = threading.Event()
+        self.received_again = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def receive_message(self, **params: Any) -> Any:
+        answer = self._client.receive_message(**params)
+        if self.nacking.is_set() and answer.get("Messages"):
+            self.received_again.set()
+        return answer
+
+    def change_message_visibility_batch(self, **params: Any) -> Any:
+        answer = self._client.change_message_visibility_batch(**params)
+        if all(e["VisibilityTimeout"] == 0 for e in params["Entries"]):
+            self.nacking.set()
+            assert self.received_again.wait(20), "the nacked message was not received again"
+        return answer
+
+
+@pytest.mark.timeout(60)
+def test_a_nacked_message_received_again_at_once_is_not_awaited(
+    q, queue_url, make_source, moto_endpoint
+):
+    """pending_redelivery counts only nacked messages not received since, even when a poller
+    receives one again before nack() returns."""
+    q.send_many(queue_url, ["again"])
+    client = _RedeliveredBeforeNackReturns(
+        boto3.client("sqs", endpoint_url=moto_endpoint, region_name="us-east-1"))
+    source = make_source(queue_url, pollers=1, client=client)
+    [message] = q.receive_n(source, 1)
+    source.nack([message], delay=0)
+    [again] = q.receive_n(source, 1)
+    assert again.id == message.id
+    assert source.pending_redelivery == 0
+    source.ack([again])
+
+
 @pytest.mark.timeout(30)
 def test_nack_with_delay_keeps_the_message_away(q, queue_url, make_source):
     q.send_many(queue_url, ["later"])

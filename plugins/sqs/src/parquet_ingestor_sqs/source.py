@@ -495,9 +495,11 @@ class SqsSource(BaseSource):
         seconds = min(max(int(seconds), 0), MAX_VISIBILITY)
         leases: list[Lease] = [m.handle for m in messages]
         self._table.settle(leases)
+        # awaited before they become visible: a poller may receive them again at once, and
+        # that receive must find them awaited to clear them
+        self._await_redelivery(messages)
         self._change_visibility(leases, seconds, "nack")
         self._count("nacked", len(leases))
-        self._await_redelivery(messages)
 
     @property
     def pending_redelivery(self) -> int:
