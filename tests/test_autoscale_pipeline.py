@@ -17,7 +17,7 @@ from parquet_ingestor.batcher import BatchLimits
 from parquet_ingestor.builtins.jsonl_encoder import JsonlEncoder
 from parquet_ingestor.errors import ConfigError
 from parquet_ingestor.pipeline import Pipeline, PipelineSettings
-from parquet_ingestor.testing import MemorySink, MemorySource, read_rows
+from parquet_ingestor.testing import MemorySink, MemorySource, read_rows, wait_for
 
 N = 4000  # 400 batches of 10: 40 s of commits on one worker, far more than the test needs
 
@@ -44,15 +44,6 @@ class SlowCommitSink(MemorySink):
 
         writer.commit = slow_commit  # type: ignore[method-assign]
         return writer
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 def start(pipeline: Pipeline) -> threading.Thread:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from parquet_ingestor.testing import wait_for
 
 CLI = "from parquet_ingestor.cli import main; main()"
 
@@ -35,15 +36,6 @@ def stdin_ingest(out: Path, *extra: str, pythonpath: Sequence[Path] = (),
              "--sink", sink, "--sink-opt", f"path={out}", "--encoder", "jsonl", *extra],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err, env=env,
             cwd=out.parent)  # where a spill file of unwritten lines would go
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 20) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def finish(proc: subprocess.Popen[bytes], out: Path, timeout: float = 30) -> tuple[int, str]:

@@ -15,7 +15,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -24,6 +23,7 @@ import pytest
 from parquet_ingestor.exporter import healthy, start_exporter
 from parquet_ingestor.logs import JsonFormatter, TextFormatter, reason_summary
 from parquet_ingestor.metrics import Metrics
+from parquet_ingestor.testing import wait_for
 
 CLI = "from parquet_ingestor.cli import main; main()"
 PAYLOAD = "PAYLOADMARK"  # appears only inside message bodies
@@ -45,15 +45,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def written_files(root: Path) -> list[Path]:

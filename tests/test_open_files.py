@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from parquet_ingestor.errors import ConfigError
 from parquet_ingestor.message import Message
 from parquet_ingestor.pipeline import Pipeline, PipelineSettings
 from parquet_ingestor.retry import RetryPolicy
-from parquet_ingestor.testing import MemorySource
+from parquet_ingestor.testing import MemorySource, wait_for
 
 pq = pytest.importorskip("pyarrow.parquet")
 NO_WAIT = RetryPolicy(attempts=2, base_delay=0, max_delay=0, jitter=0)
@@ -129,13 +128,6 @@ def assert_acked_after_commit(events: list[tuple[str, Any]]) -> None:
             assert set(ids) <= committed, "acked before the file holding it committed"
 
 
-def wait_for(condition: Any, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
-
-
 def test_files_collect_rows_across_batches_and_ack_after_commit(tmp_path: Path) -> None:
     events: list[tuple[str, Any]] = []
     source = Source(bodies(300), events)
@@ -195,7 +187,7 @@ def test_max_file_age_commits_while_the_run_goes_on(tmp_path: Path) -> None:
     runner = threading.Thread(target=pipeline.run)
     runner.start()
     try:
-        wait_for(lambda: len(source.acked) == 30)  # committed by age, not by the end of the run
+        assert wait_for(lambda: len(source.acked) == 30)  # committed by age, not by the end of the run
         assert runner.is_alive()
         assert sorted(i for rows in on_disk(tmp_path / "out").values() for i in rows) == sorted(
             str(i) for i in range(30))
@@ -215,7 +207,7 @@ def test_hold_budget_commits_before_the_source_must_let_go(tmp_path: Path) -> No
     runner = threading.Thread(target=pipeline.run)
     runner.start()
     try:
-        wait_for(lambda: len(source.acked) == 9)
+        assert wait_for(lambda: len(source.acked) == 9)
         assert runner.is_alive()
     finally:
         pipeline.stop()
@@ -248,7 +240,7 @@ def test_abort_drops_open_files_and_acks_nothing(tmp_path: Path) -> None:
                             batch=BatchLimits(max_bytes=1 << 30, max_records=10, max_age=0))
     runner = threading.Thread(target=pipeline.run)
     runner.start()
-    wait_for(lambda: pipeline.metrics.snapshot()["batches"] == 4)
+    assert wait_for(lambda: pipeline.metrics.snapshot()["batches"] == 4)
     pipeline.abort()
     runner.join(30)
     assert source.acked == [] and len(source.nacked) == 40

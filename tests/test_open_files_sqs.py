@@ -15,6 +15,7 @@ from parquet_ingestor.batcher import BatchLimits
 from parquet_ingestor.builtins.file_sink import FileSink
 from parquet_ingestor.builtins.json_transformer import JsonTransformer
 from parquet_ingestor.pipeline import Pipeline, PipelineSettings
+from parquet_ingestor.testing import wait_for
 
 pytestmark = pytest.mark.aws
 boto3 = pytest.importorskip("boto3")
@@ -26,13 +27,6 @@ def counts(sqs: Any, url: str) -> tuple[int, int]:
         "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
     return int(attrs["ApproximateNumberOfMessages"]), int(
         attrs["ApproximateNumberOfMessagesNotVisible"])
-
-
-def wait_for(condition: Any, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 @pytest.mark.timeout(120)
@@ -65,11 +59,11 @@ def test_open_file_keeps_messages_in_flight_until_it_commits(
     runner = threading.Thread(target=pipeline.run)
     runner.start()
     try:
-        wait_for(lambda: pipeline.metrics.snapshot()["batches"] == 4, "four batches flushed")
+        wait_for(lambda: pipeline.metrics.snapshot()["batches"] == 4, what="four batches flushed")
         flushed_at = time.monotonic()
         # well past the 3 s visibility timeout: still in flight, extended, nothing acked
         wait_for(lambda: time.monotonic() - flushed_at > 4.0
-                 and source.stats["lease_extensions"] >= 40, "leases extended past 3 s")
+                 and source.stats["lease_extensions"] >= 40, what="leases extended past 3 s")
         assert source.stats["acked"] == 0
         assert counts(sqs, url) == (0, 40)
         assert list((tmp_path / "out").rglob("*.parquet")) == []  # nothing visible yet
@@ -78,7 +72,7 @@ def test_open_file_keeps_messages_in_flight_until_it_commits(
         runner.join(60)
     assert not runner.is_alive()
     assert source.stats["acked"] == 40
-    wait_for(lambda: counts(sqs, url) == (0, 0), "an empty queue")
+    wait_for(lambda: counts(sqs, url) == (0, 0), what="an empty queue")
     files = [p for p in (tmp_path / "out").rglob("*.parquet") if not p.name.startswith(".")]
     assert len(files) == 2  # one file per partition for all four batches
     rows = [r for p in files for r in pq.read_table(p).to_pylist()]

@@ -47,6 +47,23 @@ from .redelivery import HeldMessages
 # ------------------------------------------------------------------------ in-memory parts
 
 
+def wait_for(condition: Callable[[], object], timeout: float = 60.0,
+             what: str | None = None) -> bool:
+    """Poll ``condition`` every 20 ms until it holds: tests wait on conditions, never on
+    sleeps, with a ``timeout`` sized for a loaded machine. Returns whether it held; with
+    ``what``, a timeout raises ``AssertionError("timed out waiting for <what>")`` instead."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            if condition():
+                return True
+            if what is not None:
+                raise AssertionError(f"timed out waiting for {what}")
+            return False
+        time.sleep(0.02)
+    return True
+
+
 class MemorySource(BaseSource):
     """A finite source over a list of bodies that records every ack and nack.
 

@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from parquet_ingestor.autoscale import AutoscalePolicy
 from parquet_ingestor.batcher import BatchLimits
 from parquet_ingestor.builtins.jsonl_encoder import JsonlEncoder
 from parquet_ingestor.pipeline import Pipeline, PipelineSettings
-from parquet_ingestor.testing import MemorySink, read_rows
+from parquet_ingestor.testing import MemorySink, read_rows, wait_for
 from parquet_ingestor_sqs.source import SqsSource
 
 URL = "https://sqs.us-east-1.amazonaws.com/123456789012/auto"
@@ -53,15 +52,6 @@ class SlowStubSqs:
 
     def change_message_visibility_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
         return {"Successful": [{"Id": e["Id"]} for e in Entries]}
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 def pollers_alive() -> int:

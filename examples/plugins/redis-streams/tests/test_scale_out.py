@@ -14,20 +14,13 @@ from typing import Any
 
 import pytest
 import redis
+from parquet_ingestor.testing import wait_for
 
 GROUP = "scale"
 AFTER_KILL = 1000  # entries published once the victim is dead, for the survivor alone
 BUSY_WITHIN = 60  # seconds the victim has to write its first files (a loaded machine is slow)
 # the feeder's cap if the victim never gets busy: more than ~1,600 entries/s for BUSY_WITHIN s
 MAX_ENTRIES = 120_000
-
-
-def wait_for(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def pending_of(client: redis.Redis, stream: str) -> dict[str, int]:
