@@ -213,6 +213,8 @@ def test_http_read_failing_for_good_exits_1_keeping_what_was_committed(
     [line] = [x for x in done.stderr.splitlines() if "could not read" in x]
     assert f"{base}/big.jsonl" in line and "after 5 attempts" in line
     after = int(line.split("after line ")[1].split(":")[0])
+    offset = int(line.split("(byte ")[1].split(" ")[0])  # of the text, where the lines end
+    assert offset == len(b"".join(x + b"\n" for x in lines[:after]))
     rows = read_jsonl(tmp_path / "out")
     assert 0 < after < len(lines)
     assert [r["id"] for r in rows] == [f"f-{i}" for i in range(after)]  # committed, kept
@@ -237,6 +239,8 @@ def test_corrupt_gzip_member_keeps_lines_before_and_exits_1(
     [line] = [x for x in done.stderr.splitlines() if "could not read" in x]
     assert str(good) in line
     after = int(line.split("after line ")[1].split(":")[0])
+    offset = int(line.split("(byte ")[1].split(" ")[0])  # of the text, where the lines end
+    assert offset == len(b"".join(x + b"\n" for x in lines[:after]))
     ids = [r["id"] for r in read_jsonl(tmp_path / "out")]
     assert 0 < after < len(lines)
     assert sorted(ids) == sorted([f"g-{i}" for i in range(after)] + ["b-0"])

@@ -149,8 +149,9 @@ class FileSource(BaseSource):
                                     b"\r" in block or b"\r" in lines[-1], _bom_at_line_start(block))
             except (ReadFailed, OSError, EOFError, zlib.error) as exc:  # the next file is read
                 self.unread.append(name)
-                log.error("could not read %s to its end, after line %d: %s (lines read before "
-                          "are kept; exit 1)", label, number, exc)
+                where = f"byte {offset} of its text; " if blocks is not None else ""
+                log.error("could not read %s to its end, after line %d: %s (%slines read "
+                          "before are kept; exit 1)", label, number, exc, where)
                 continue
             else:
                 self.complete.append(name)
