@@ -213,8 +213,6 @@ def test_http_read_failing_for_good_exits_1_keeping_what_was_committed(
     [line] = [x for x in done.stderr.splitlines() if "could not read" in x]
     assert f"{base}/big.jsonl" in line and "after 5 attempts" in line
     after = int(line.split("after line ")[1].split(":")[0])
-    offset = int(line.split("(byte ")[1].split(" ")[0])  # of the text, where the lines end
-    assert offset == len(b"".join(x + b"\n" for x in lines[:after]))
     rows = read_jsonl(tmp_path / "out")
     assert 0 < after < len(lines)
     assert [r["id"] for r in rows] == [f"f-{i}" for i in range(after)]  # committed, kept

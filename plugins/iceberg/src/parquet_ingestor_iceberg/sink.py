@@ -8,7 +8,6 @@ before commit sets) commits each file as its own snapshot. pyiceberg is imported
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import threading
@@ -192,7 +191,7 @@ class IcebergSink:
     def _create(self, file_schema: Any) -> Any:
         """Create the table (and namespace) from a data file's schema; another writer may win."""
         from pyiceberg.catalog import Catalog
-        from pyiceberg.exceptions import NamespaceAlreadyExistsError, TableAlreadyExistsError
+        from pyiceberg.exceptions import TableAlreadyExistsError
         from pyiceberg.schema import assign_fresh_schema_ids
 
         from .schema import build_spec, table_arrow_schema
@@ -204,8 +203,7 @@ class IcebergSink:
         spec = build_spec(schema, terms)
         properties = {NAME_MAPPING: schema.name_mapping.model_dump_json(), **NEW_TABLE,
                       **dict(s.table_properties)}
-        with contextlib.suppress(NamespaceAlreadyExistsError):  # dropped since start?
-            self._catalog.create_namespace(s.namespace)
+        _ensure_namespace(self._catalog, s.namespace)  # dropped since start?
         try:
             table = self._catalog.create_table(
                 s.identifier, schema=schema, partition_spec=spec,
@@ -213,6 +211,13 @@ class IcebergSink:
                 properties=properties)
         except TableAlreadyExistsError:
             return self._catalog.load_table(s.identifier)
+        except Exception:
+            # another writer created it at the same moment (the SQL catalog's check-then-insert
+            # surfaces that as a constraint error): use theirs
+            table = self._load()
+            if table is None:
+                raise
+            return table
         log.info("created table %s at %s (partitioned by %s)", s.identifier, table.location(),
                  ", ".join(f"{t.transform}({t.source})" for t in terms) or "nothing",
                  extra={"event": "iceberg_table_created", "table": s.identifier})
@@ -518,17 +523,35 @@ def _derived_from(settings: Any) -> tuple[SpecField, ...]:
     return derived_spec(time_field, template.time_unit, template.fields)
 
 
+def _ensure_namespace(catalog: Any, namespace: tuple[str, ...]) -> None:
+    """Create ``namespace`` unless it exists. Another writer creating it at the same moment is
+    fine: the SQL catalog checks, then inserts, so the loser sees a constraint error."""
+    from pyiceberg.exceptions import NamespaceAlreadyExistsError
+
+    try:
+        catalog.create_namespace(namespace)
+    except NamespaceAlreadyExistsError:
+        pass
+    except Exception:
+        if not _namespace_exists(catalog, namespace):
+            raise
+
+
+def _namespace_exists(catalog: Any, namespace: tuple[str, ...]) -> bool:
+    try:
+        catalog.load_namespace_properties(namespace)
+    except Exception:  # noqa: BLE001 - missing, or the catalog cannot tell
+        return False
+    return True
+
+
 def _default_location(catalog: Any, settings: IcebergSettings) -> str:
     """Where the catalog will put the table (its files are written there before it exists).
 
     The namespace is created first: catalogs derive a table's location from its namespace's.
     """
-    from pyiceberg.exceptions import NamespaceAlreadyExistsError
-
     try:
-        catalog.create_namespace(settings.namespace)
-    except NamespaceAlreadyExistsError:
-        pass
+        _ensure_namespace(catalog, settings.namespace)
     except Exception as exc:  # noqa: BLE001 - no rights to create it: a setup problem
         raise ConfigError(f"{WHERE} option 'table': cannot create namespace "
                           f"'{'.'.join(settings.namespace)}': {one_line(exc)}") from None
