@@ -25,7 +25,13 @@ Rules for new tests and fixtures, as any test may run beside any other:
 
 from __future__ import annotations
 
+import json
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 
@@ -104,6 +110,73 @@ def aws_env(moto_endpoint: str) -> dict[str, str]:
     env.update(FAKE_CREDENTIALS)
     env["AWS_ENDPOINT_URL"] = moto_endpoint
     return env
+
+
+class CompetingRuns:
+    """Two ``ingest`` processes consuming one SQS queue at once (competing consumers): both
+    are started, the queue is filled only once both serve /metrics (filled first, it could be
+    taken whole by the one that started sooner), then both run until idle."""
+
+    def __init__(self, env: dict[str, str], moto_endpoint: str) -> None:
+        self.env = env
+        self.sqs = __import__("boto3").client("sqs", endpoint_url=moto_endpoint)
+
+    @staticmethod
+    def bodies(ids: list[str], per_message: int = 20) -> list[str]:
+        """The events ``{"id", "n"}`` packed ``per_message`` JSON lines to a message."""
+        return ["\n".join(json.dumps({"id": i, "n": k})
+                          for k, i in enumerate(ids[j:j + per_message]))
+                for j in range(0, len(ids), per_message)]
+
+    def run(self, args: list[str], queue_url: str, bodies: list[str], start_within: float,
+            timeout: float) -> list[str]:
+        """Run two ``ingest ARGS`` (JSON logs) over ``bodies``; each must exit 0. Returns
+        their stderr."""
+        ports = [_free_port() for _ in range(2)]
+        procs = [subprocess.Popen(
+            [sys.executable, "-c", "from parquet_ingestor.cli import main; main()", *args,
+             "--log-format", "json", "--metrics-port", str(port), "--metrics-host",
+             "127.0.0.1"], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True) for port in ports]
+        try:
+            deadline = time.monotonic() + start_within
+            while not all(_serves_metrics(p, port) for p, port in zip(procs, ports, strict=True)):
+                assert time.monotonic() < deadline, f"the consumers did not start in {start_within} s"
+                time.sleep(0.1)
+            for j in range(0, len(bodies), 10):
+                self.sqs.send_message_batch(QueueUrl=queue_url, Entries=[
+                    {"Id": str(k), "MessageBody": b} for k, b in enumerate(bodies[j:j + 10])])
+            outputs = [p.communicate(timeout=timeout) for p in procs]
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.communicate()
+        for proc, (_, err) in zip(procs, outputs, strict=True):
+            assert proc.returncode == 0, err[-3000:]
+        return [err for _, err in outputs]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _serves_metrics(proc: subprocess.Popen[str], port: int) -> bool:
+    """True once the process serves /metrics (its pipeline is being started)."""
+    assert proc.poll() is None, proc.communicate()[1][-2000:]
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def competing_runs(aws_env: dict[str, str], moto_endpoint: str) -> CompetingRuns:
+    """Two ``ingest`` processes on one SQS queue: :class:`CompetingRuns`."""
+    return CompetingRuns(aws_env, moto_endpoint)
 
 
 #: fixture scopes whose value is shared by the tests of one module (or class)
