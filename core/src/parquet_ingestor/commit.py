@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from . import eventtime
 from .batcher import Batch
 from .errors import Aborted, PartialAckError, PartialCommitError
 from .gcpause import gc_paused
@@ -494,7 +495,7 @@ class Committer:
         }
         time_field = p.settings.event_time_field
         if time_field:
-            span = frame.time_range(time_field)
+            span = eventtime.span(frame, time_field)
             if span:
                 file_meta["ingest.min_event_time"] = span[0].isoformat()
                 file_meta["ingest.max_event_time"] = span[1].isoformat()

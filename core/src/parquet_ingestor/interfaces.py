@@ -13,8 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, BinaryIO, Protocol, runtime_checkable
+from typing import Any, BinaryIO, NamedTuple, Protocol, runtime_checkable
 
 from .batcher import BatchLimits
 from .message import Message, Rejection
@@ -130,11 +129,31 @@ class Transformer(Protocol):
 # -------------------------------------------------------------------------------------- encoder
 
 
+class FrameGroup(NamedTuple):
+    """Rows of a frame with equal keys (:meth:`Frame.group`): no rules applied, only equality.
+
+    ``epoch`` is ``(bucket, low, high)`` when the group's time values are instants the frame
+    holds as such (timestamps, ``datetime``; a naive one's reading as UTC): the bucket in whole
+    epoch seconds, floored to a multiple of the width asked for, and the earliest and latest
+    value in epoch microseconds. Otherwise ``raw_time`` is the value itself (text, a number;
+    None when missing or null), for :mod:`parquet_ingestor.eventtime` to read.
+    """
+
+    values: tuple[Any, ...]  # the values of ``fields`` (None where missing)
+    rows: Sequence[int]  # ascending row indices
+    raw_time: Any = None
+    epoch: tuple[int, int, int] | None = None
+
+
 @runtime_checkable
 class Frame(Protocol):
     """Decoded rows ready to encode (a list of dicts, an Arrow table...).
 
-    ``sources[i]`` is the batch index of the message row ``i`` came from.
+    ``sources[i]`` is the batch index of the message row ``i`` came from. The core partitions
+    frames (:mod:`~parquet_ingestor.layout`, :mod:`~parquet_ingestor.eventtime`): a frame only
+    groups its rows by equal values, in its own terms (Arrow's group-by, a dict).
+
+    Threads: one frame is used by one thread at a time.
     """
 
     sources: Sequence[int]
@@ -147,17 +166,16 @@ class Frame(Protocol):
 
     def slice(self, start: int, stop: int) -> Frame: ...
 
-    def group_rows(
-        self, time_field: str | None, time_unit: str, fields: Sequence[str]
-    ) -> Mapping[tuple[datetime | None, tuple[Any, ...]], Sequence[int]]:
-        """Row indices per partition: (event time floored to ``time_unit`` or None, field values).
+    def group(
+        self, fields: Sequence[str], time_field: str | None = None, seconds: int = 0
+    ) -> Sequence[FrameGroup]:
+        """The rows grouped by equal values of ``fields`` and of ``time_field``'s time key.
 
-        Rows whose ``time_field`` is missing or unusable get ``None`` as their time.
+        A row's time key is the bucket of its instant (whole epoch seconds floored to a
+        multiple of ``seconds``; with ``seconds=0`` every instant is in one bucket, 0) when
+        the frame holds it as an instant, else its raw value (see :class:`FrameGroup`).
+        Every row is in exactly one group; a missing column reads as None.
         """
-        ...
-
-    def time_range(self, time_field: str) -> tuple[datetime, datetime] | None:
-        """Min and max event time in ``time_field``, for the file's metadata."""
         ...
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from itertools import chain
 from typing import Any, NamedTuple
 
+from . import eventtime
 from .interfaces import Frame
 from .keys import KeyTemplate
-from .records import truncate
 from .settings import PipelineSettings
 
 log = logging.getLogger("parquet_ingestor")
@@ -37,7 +38,8 @@ class Layout:
         self.error_keys = KeyTemplate(settings.error_key_template)
 
     def partition(self, frame: Frame, rejected: dict[int, str], now: datetime) -> list[Partition]:
-        """Split a frame into (partition time, field values, rows) per output partition.
+        """Split a frame into (partition time, field values, rows) per output partition: the
+        frame groups its rows by equal values, the rules of :mod:`eventtime` read the times.
 
         Rows rejected by the layout (no event time, too many partitions) are added to
         ``rejected`` (batch index -> reason).
@@ -47,16 +49,19 @@ class Layout:
         if not time_field and not fields:
             return [Partition(now, {}, frame)]
         unit = self.keys.time_unit
-        now_key = truncate(now, unit)
-        assert now_key is not None
-        groups: dict[tuple[datetime, tuple[Any, ...]], list[int]] = {}
-        for (when, values), rows in frame.group_rows(time_field, unit, fields).items():
+        now_key = eventtime.floor(now, unit)
+        width = eventtime.bucket_width(unit) if time_field else 0
+        pieces: dict[tuple[datetime, tuple[Any, ...]], list[Sequence[int]]] = {}
+        for group in frame.group(fields, time_field, width):
+            when = eventtime.bucket(group, unit) if time_field else None
             if time_field and when is None and self.settings.on_missing_time == "reject":
-                for row in rows:
+                for row in group.rows:
                     rejected.setdefault(frame.sources[row],
                                         f"no usable event time in field '{time_field}'")
                 continue
-            groups.setdefault((when or now_key, tuple(values)), []).extend(rows)
+            pieces.setdefault((when or now_key, group.values), []).append(group.rows)
+        groups = {key: rows[0] if len(rows) == 1 else sorted(chain.from_iterable(rows))
+                  for key, rows in pieces.items()}
         limit = self.settings.max_open_partitions
         if len(groups) > limit:
             ordered = sorted(groups.items(), key=lambda kv: len(kv[1]), reverse=True)
@@ -71,11 +76,12 @@ class Layout:
             else:
                 log.warning("%d partitions in one flush; %d rows go to the overflow partition",
                             len(groups), len(overflow_rows))
-                kept.setdefault((now_key, (OVERFLOW,) * len(fields)), []).extend(overflow_rows)
+                key = (now_key, (OVERFLOW,) * len(fields))
+                kept[key] = sorted([*kept.get(key, ()), *overflow_rows])
             groups = kept
         out: list[Partition] = []
         for (when, values), rows in groups.items():
-            subset = frame if len(rows) == len(frame) else frame.take(sorted(rows))
+            subset = frame if len(rows) == len(frame) else frame.take(rows)
             out.append(Partition(when, dict(zip(fields, values, strict=True)), subset))
         return out
 

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from . import eventtime
 from .errors import Aborted, PartialCommitError
 from .interfaces import Frame, FrameWriter, SinkTransaction, SinkWriter, begin
 from .layout import Partition
-from .records import truncate
 
 if TYPE_CHECKING:
     from .commit import Committer, CountingStream
@@ -142,7 +142,7 @@ class OpenFiles:
         target = settings.target_file_size
         rows, start = len(frame), 0
         # the partition as the key template sees it: processing time at the template's grain
-        ident = (truncate(part.when, self.committer.pipeline.layout.keys.time_unit),
+        ident = (eventtime.floor(part.when, self.committer.pipeline.layout.keys.time_unit),
                  tuple(part.values.items()))
         while start < rows:
             try:
@@ -225,7 +225,7 @@ class OpenFiles:
         time_field = self.committer.pipeline.settings.event_time_field
         if not time_field:
             return
-        span = chunk.time_range(time_field)
+        span = eventtime.span(chunk, time_field)
         if span:
             file.span = [min(file.span[0], span[0]), max(file.span[1], span[1])] if file.span \
                 else [span[0], span[1]]

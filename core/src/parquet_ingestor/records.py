@@ -15,11 +15,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from . import jsoncodec
 from .errors import ConfigError
+from .eventtime import epoch_micros
+from .interfaces import FrameGroup
 
 #: A schema as the ``json`` transformer's ``schema=FILE`` gives it: column -> Arrow type name.
 SchemaSpec = Mapping[str, str]
@@ -97,30 +99,6 @@ def read_schema_file(path: str, where: str) -> dict[str, Any]:
     return data
 
 
-def to_datetime(value: Any) -> datetime | None:
-    """Read an event time from a record value: datetime, ISO-8601 text, or epoch seconds/ms.
-
-    Returns an aware UTC datetime, or None when the value is missing or unusable.
-    """
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        if isinstance(value, datetime):
-            return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-        if isinstance(value, int | float):
-            seconds = value / 1000.0 if abs(value) > 1e11 else float(value)  # ms vs s
-            return datetime.fromtimestamp(seconds, UTC)
-        if isinstance(value, str):
-            text = value.strip()
-            if text.endswith(("Z", "z")):
-                text = text[:-1] + "+00:00"
-            parsed = datetime.fromisoformat(text)
-            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    except (ValueError, OverflowError, OSError):
-        return None
-    return None
-
-
 class ListFrame:
     """A :class:`~parquet_ingestor.interfaces.Frame` over Python dicts (used by the jsonl encoder)."""
 
@@ -137,36 +115,51 @@ class ListFrame:
     def slice(self, start: int, stop: int) -> ListFrame:
         return ListFrame(self.rows[start:stop], self.sources[start:stop])
 
-    def group_rows(
-        self, time_field: str | None, time_unit: str, fields: Sequence[str]
-    ) -> dict[tuple[datetime | None, tuple[Any, ...]], list[int]]:
-        groups: dict[tuple[datetime | None, tuple[Any, ...]], list[int]] = {}
+    def group(
+        self, fields: Sequence[str], time_field: str | None = None, seconds: int = 0
+    ) -> list[FrameGroup]:
+        """Rows by equal values; a ``datetime`` is an instant, any other time value is raw."""
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        ranges: dict[tuple[Any, ...], list[int]] = {}
         for i, row in enumerate(self.rows):
-            when = truncate(to_datetime(row.get(time_field)), time_unit) if time_field else None
-            key = (when, tuple(row.get(name) for name in fields))
-            groups.setdefault(key, []).append(i)
-        return groups
-
-    def time_range(self, time_field: str) -> tuple[datetime, datetime] | None:
-        times = [t for t in (to_datetime(r.get(time_field)) for r in self.rows) if t is not None]
-        return (min(times), max(times)) if times else None
+            values = tuple(_hashable(row.get(name)) for name in fields)
+            when = row.get(time_field) if time_field else None
+            if isinstance(when, datetime):
+                micros = epoch_micros(when)
+                start = micros // 1_000_000 // seconds * seconds if seconds else 0
+                key: tuple[Any, ...] = (True, start, values)
+                bounds = ranges.get(key)
+                if bounds is None:
+                    ranges[key] = [micros, micros]
+                elif micros < bounds[0]:
+                    bounds[0] = micros
+                elif micros > bounds[1]:
+                    bounds[1] = micros
+            else:  # the type too: True, 1 and 1.0 are equal keys but different times
+                key = (False, (type(when), _hashable(when)), values)
+            rows = groups.get(key)
+            if rows is None:
+                groups[key] = [i]
+            else:
+                rows.append(i)
+        out = []
+        for key, rows in groups.items():
+            if key[0]:
+                low, high = ranges[key]
+                out.append(FrameGroup(key[2], rows, epoch=(key[1], low, high)))
+            else:
+                out.append(FrameGroup(key[2], rows, raw_time=self.rows[rows[0]].get(time_field)
+                                      if time_field else None))
+        return out
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(self.rows)
 
 
-_TRUNCATE = {
-    "year": dict(month=1, day=1, hour=0, minute=0, second=0, microsecond=0),
-    "month": dict(day=1, hour=0, minute=0, second=0, microsecond=0),
-    "day": dict(hour=0, minute=0, second=0, microsecond=0),
-    "hour": dict(minute=0, second=0, microsecond=0),
-    "minute": dict(second=0, microsecond=0),
-    "second": dict(microsecond=0),
-}
-
-
-def truncate(when: datetime | None, unit: str) -> datetime | None:
-    """Floor a datetime to ``year month day hour minute second`` (the partition's grain)."""
-    if when is None:
-        return None
-    return when.replace(**_TRUNCATE[unit])  # type: ignore[arg-type]
+def _hashable(value: Any) -> Any:
+    """A partition value usable as a dict key (lists and dicts become tuples)."""
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    return value

@@ -32,12 +32,22 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from .batcher import BatchLimits
-from .interfaces import BaseSink, BaseSource, Encoder, RunContext, Sink, Source, Transformer
+from .interfaces import (
+    BaseSink,
+    BaseSource,
+    Encoder,
+    Frame,
+    RunContext,
+    Sink,
+    Source,
+    Transformer,
+)
 from .message import Message
 from .pipeline import FileResult, Pipeline, PipelineSettings
 from .plugins import Registry, build_registry
@@ -781,6 +791,118 @@ class EncoderContract:
         decoded = encoder.decode(RecordList(list(self.rows[:6]), [0, 0, 1, 2, 2, 2]))
         assert list(decoded.frame.sources) == [0, 0, 1, 2, 2, 2]
         assert list(decoded.frame.take([5, 0]).sources) == [2, 0]
+
+    # -- partitions: the core's layout and rules read the encoder's frames (Frame.group) -----
+
+    #: event times as text: Z, an offset, fractional seconds; null, missing and not a time
+    timed: list[dict[str, Any]] = [
+        {"t": "2024-05-01T23:59:59.999Z", "c": "US"},
+        {"t": "2024-05-02T00:00:00Z", "c": "US"},
+        {"t": "2024-05-02T00:30:00+02:00", "c": "DE"},  # 2024-05-01T22:30Z
+        {"t": None, "c": "US"},
+        {"c": "DE"},
+        {"t": "garbage", "c": "US"},
+        {"t": "2024-05-02T01:15:00Z", "c": None},
+        {"t": "2024-05-02T01:45:00.5+00:00", "c": "US"},
+    ]
+    #: epoch seconds, milliseconds (above 1e11), before 1970, null, past the year 9999 (ms)
+    epochs: list[dict[str, Any]] = [{"ts": 1714608000}, {"ts": 1714608000123}, {"ts": 1714525199}, {"ts": -86401},
+              {"ts": None}, {"ts": 253402300800000}]
+    received = datetime(2030, 1, 1, 5, 17, tzinfo=UTC)  # rows without a usable time go here
+
+    def _frame(self, records: list[dict[str, Any]], time_field: str | None) -> Frame:
+        """The encoder as ``ingest --partition-by event:FIELD`` starts it; one message a row."""
+        encoder = self.make_encoder()
+        start = getattr(encoder, "start", None)
+        if callable(start):
+            from .metrics import Metrics
+
+            start(RunContext(workers=1, metrics=Metrics(), batch=BatchLimits(),
+                             event_time_field=time_field))
+        decoded = encoder.decode(RecordList([dict(r) for r in records],
+                                            list(range(len(records)))))
+        assert not decoded.rejected
+        return decoded.frame
+
+    def _partitions(
+        self, records: list[dict[str, Any]], template: str, time_field: str | None = "t",
+        **settings: Any,
+    ) -> tuple[dict[tuple[str, tuple[Any, ...]], list[int]], dict[int, str]]:
+        """``{(partition time, field values): rows}`` and the rows the layout rejected."""
+        from .layout import Layout
+
+        layout = Layout(PipelineSettings(
+            partition_by=f"event:{time_field}" if time_field else "processing",
+            key_template=template, **settings))
+        rejected: dict[int, str] = {}
+        parts = layout.partition(self._frame(records, time_field), rejected, self.received)
+        found = {(p.when.isoformat(), tuple(p.values.values())): list(p.frame.sources)
+                 for p in parts}
+        assert len(found) == len(parts)
+        return found, rejected
+
+    def test_partitions_by_event_hour_and_field(self) -> None:
+        parts, rejected = self._partitions(self.timed, "{field:c}/%Y/%m/%d/%H/{uuid}.{ext}")
+        assert not rejected
+        assert parts == {
+            ("2024-05-01T23:00:00+00:00", ("US",)): [0],
+            ("2024-05-02T00:00:00+00:00", ("US",)): [1],
+            ("2024-05-01T22:00:00+00:00", ("DE",)): [2],
+            ("2030-01-01T05:00:00+00:00", ("US",)): [3, 5],
+            ("2030-01-01T05:00:00+00:00", ("DE",)): [4],
+            ("2024-05-02T01:00:00+00:00", (None,)): [6],
+            ("2024-05-02T01:00:00+00:00", ("US",)): [7],
+        }
+
+    def test_partitions_by_day_month_and_year(self) -> None:
+        days, _ = self._partitions(self.timed, "%Y/%m/%d/{uuid}.{ext}")
+        assert days == {("2024-05-01T00:00:00+00:00", ()): [0, 2],
+                        ("2024-05-02T00:00:00+00:00", ()): [1, 6, 7],
+                        ("2030-01-01T00:00:00+00:00", ()): [3, 4, 5]}
+        months, _ = self._partitions(self.timed, "%Y/%m/{uuid}.{ext}")
+        assert months == {("2024-05-01T00:00:00+00:00", ()): [0, 1, 2, 6, 7],
+                          ("2030-01-01T00:00:00+00:00", ()): [3, 4, 5]}
+        years, _ = self._partitions(self.timed[:3], "%Y/{uuid}.{ext}")
+        assert years == {("2024-01-01T00:00:00+00:00", ()): [0, 1, 2]}
+
+    def test_rows_without_a_usable_time_can_be_rejected(self) -> None:
+        parts, rejected = self._partitions(self.timed, "%Y/%m/%d/%H/{uuid}.{ext}",
+                                           on_missing_time="reject")
+        assert sorted(rejected) == [3, 4, 5]
+        assert all("no usable event time in field 't'" in r for r in rejected.values())
+        assert sorted(row for rows in parts.values() for row in rows) == [0, 1, 2, 6, 7]
+
+    def test_epoch_seconds_and_milliseconds(self) -> None:
+        days, _ = self._partitions(self.epochs, "%Y/%m/%d/{uuid}.{ext}", time_field="ts")
+        assert days == {("2024-05-02T00:00:00+00:00", ()): [0, 1],
+                        ("2024-05-01T00:00:00+00:00", ()): [2],
+                        ("1969-12-30T00:00:00+00:00", ()): [3],
+                        ("2030-01-01T00:00:00+00:00", ()): [4, 5]}
+
+    def test_event_time_span(self) -> None:
+        from .eventtime import span
+
+        frame = self._frame(self.timed, "t")
+        assert span(frame, "t") == (datetime(2024, 5, 1, 22, 30, tzinfo=UTC),
+                                    datetime(2024, 5, 2, 1, 45, 0, 500_000, tzinfo=UTC))
+        assert span(frame.take([3, 4, 5]), "t") is None
+        assert span(frame.slice(1, 3), "t") == (datetime(2024, 5, 1, 22, 30, tzinfo=UTC),
+                                                datetime(2024, 5, 2, tzinfo=UTC))
+        assert span(frame, "c") is None
+        assert span(frame, "nope") is None
+        epochs = self._frame(self.epochs, "ts")
+        assert span(epochs, "ts") == (datetime(1969, 12, 30, 23, 59, 59, tzinfo=UTC),
+                                      datetime(2024, 5, 2, 0, 0, 0, 123_000, tzinfo=UTC))
+
+    def test_partition_fields_with_nulls_lists_and_missing_columns(self) -> None:
+        records: list[dict[str, Any]] = [{"n": 1, "tags": ["a", "b"]}, {"n": None, "tags": ["a", "b"]},
+                   {"tags": ["a", "b"]}, {"n": 1, "tags": []}, {"n": 1, "tags": ["a", "b"]}]
+        parts, _ = self._partitions(records, "{field:n}/{field:tags}/{field:nope}/{uuid}.{ext}",
+                                    time_field=None)
+        now = "2030-01-01T00:00:00+00:00"  # a template without strftime codes: the year
+        assert parts == {(now, (1, ("a", "b"), None)): [0, 4],
+                         (now, (None, ("a", "b"), None)): [1, 2],
+                         (now, (1, (), None)): [3]}
 
 
 class TransformerContract:

@@ -1,4 +1,4 @@
-"""ArrowFrame: vectorized partition grouping, time ranges, take/slice."""
+"""ArrowFrame: vectorized grouping for the core's partitions and time spans, take/slice."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import json
 
 import pyarrow as pa
 import pytest
-from parquet_ingestor.records import ListFrame, truncate
+from parquet_ingestor import eventtime
+from parquet_ingestor.records import ListFrame
 from parquet_ingestor_parquet.encoder import ParquetEncoder
 from parquet_ingestor_parquet.frame import ArrowFrame
 from pq_helpers import json_lines
@@ -27,75 +28,87 @@ RECORDS = [
 ]
 
 
+CLEAN = [r for r in RECORDS if r.get("t") != "garbage"]  # every time an instant: a timestamp
+
+
 def frame_of(records):
     return ParquetEncoder().decode(json_lines(records)).frame
 
 
-@pytest.mark.parametrize("unit", ["year", "month", "day", "hour", "minute", "second"])
-def test_group_rows_matches_the_python_reference(unit):
-    frame = frame_of(RECORDS)
-    reference = ListFrame(RECORDS, list(range(len(RECORDS)))).group_rows("t", unit, ["c"])
-    assert frame.group_rows("t", unit, ["c"]) == reference
+def partitions(frame, time_field, unit, fields=()):
+    """{(partition time, values): rows}, as the core's layout reads the frame's groups."""
+    out = {}
+    width = eventtime.bucket_width(unit) if time_field else 0
+    for group in frame.group(fields, time_field, width):
+        when = eventtime.bucket(group, unit) if time_field else None
+        out.setdefault((when, group.values), []).extend(group.rows)
+    return {key: sorted(rows) for key, rows in out.items()}
 
 
-def test_group_rows_across_hours_and_days():
-    groups = frame_of(RECORDS).group_rows("t", "hour", ["c"])
-    h = lambda d, hour: dt.datetime(2024, 5, d, hour, tzinfo=UTC)  # noqa: E731
-    assert groups == {
-        (h(1, 23), ("US",)): [0],
-        (h(2, 0), ("US",)): [1],
-        (h(1, 22), ("DE",)): [2],
-        (None, ("US",)): [3, 5],
-        (None, ("DE",)): [4],
-        (h(2, 1), (None,)): [6],
-        (h(2, 1), ("US",)): [7],
-    }
-    for when, _ in groups:
-        assert when is None or when.utcoffset() == dt.timedelta(0)
-    days = frame_of(RECORDS).group_rows("t", "day", [])
-    assert days == {(dt.datetime(2024, 5, 1, tzinfo=UTC), ()): [0, 2],
-                    (dt.datetime(2024, 5, 2, tzinfo=UTC), ()): [1, 6, 7],
-                    (None, ()): [3, 4, 5]}
+@pytest.mark.parametrize("unit", eventtime.UNITS)
+@pytest.mark.parametrize("records", [RECORDS, CLEAN], ids=["text", "timestamps"])
+def test_groups_match_the_python_frame(unit, records):
+    frame = frame_of(records)
+    assert pa.types.is_timestamp(frame.table.column("t").type) == (records is CLEAN)
+    reference = partitions(ListFrame(records, list(range(len(records)))), "t", unit, ["c"])
+    assert partitions(frame, "t", unit, ["c"]) == reference
+
+
+def test_a_timestamp_column_is_grouped_by_integer_buckets():
+    groups = frame_of(CLEAN).group(["c"], "t", 3600)
+    epochs = sorted(g.epoch for g in groups if g.epoch)
+    assert [e[0] for e in epochs] == [1714600800, 1714604400, 1714608000, 1714611600,
+                                      1714611600]
+    assert epochs[0][1:] == (1714602600_000000, 1714602600_000000)  # 22:30Z, from +02:00
+    assert sorted(g.rows for g in groups if not g.epoch) == [[3], [4]]
+    assert all(g.raw_time is None for g in groups if not g.epoch)
 
 
 def test_group_rows_on_realistic_events(events):
     lines = events(5000)
     decoded = ParquetEncoder().decode(json_lines([json.loads(x) for x in lines]))
-    groups = decoded.frame.group_rows("created_at", "hour", ["country", "type"])
+    groups = partitions(decoded.frame, "created_at", "hour", ["country", "type"])
     assert sum(len(v) for v in groups.values()) == 5000
     for (when, (country, kind)), rows in list(groups.items())[:50]:
         for row in rows:
             event = json.loads(lines[row])
             stamp = dt.datetime.fromisoformat(event["created_at"].replace("Z", "+00:00"))
-            assert truncate(stamp, "hour") == when
+            assert eventtime.floor(stamp, "hour") == when
             assert (event["country"], event["type"]) == (country, kind)
 
 
 def test_time_column_kinds():
-    """Arrow timestamps (naive = UTC), epoch seconds and milliseconds, and a missing column."""
+    """Arrow timestamps (naive = UTC), epoch seconds and milliseconds, dates, before 1970."""
     when = dt.datetime(2024, 5, 1, 10, 20, 30, tzinfo=UTC)
     table = pa.table({
         "naive": pa.array([when.replace(tzinfo=None)], pa.timestamp("ms")),
         "aware": pa.array([when], pa.timestamp("us", "Europe/Paris")),
+        "nanos": pa.array([when], pa.timestamp("ns", "UTC")),
         "secs": [int(when.timestamp())],
         "millis": [int(when.timestamp() * 1000)],
         "date": pa.array([when.date()], pa.date32()),
     })
     frame = ArrowFrame(table, [0])
-    for column in ("naive", "aware", "secs", "millis"):
-        assert list(frame.group_rows(column, "minute", [])) == [
+    for column in ("naive", "aware", "nanos", "secs", "millis"):
+        assert list(partitions(frame, column, "minute")) == [
             (dt.datetime(2024, 5, 1, 10, 20, tzinfo=UTC), ())], column
-    assert list(frame.group_rows("date", "day", [])) == [(dt.datetime(2024, 5, 1, tzinfo=UTC), ())]
-    assert list(frame.group_rows("nope", "hour", ["nope"])) == [(None, (None,))]
-    assert list(frame.group_rows(None, "hour", [])) == [(None, ())]
+    assert list(partitions(frame, "date", "day")) == [(dt.datetime(2024, 5, 1, tzinfo=UTC), ())]
+    assert list(partitions(frame, "nope", "hour", ["nope"])) == [(None, (None,))]
+    assert list(partitions(frame, None, "hour")) == [(None, ())]
+    before = ArrowFrame(pa.table({"t": pa.array([-1, -3600, -3601], pa.timestamp("s"))}),
+                        [0, 1, 2])
+    hours = partitions(before, "t", "hour")
+    assert hours == {(dt.datetime(1969, 12, 31, 23, tzinfo=UTC), ()): [0, 1],
+                     (dt.datetime(1969, 12, 31, 22, tzinfo=UTC), ()): [2]}
 
 
-def test_time_range():
-    frame = frame_of(RECORDS)
-    assert frame.time_range("t") == (dt.datetime(2024, 5, 1, 22, 30, tzinfo=UTC),
-                                     dt.datetime(2024, 5, 2, 1, 45, tzinfo=UTC))
-    assert frame.time_range("c") is None
-    assert frame.take([3, 4]).time_range("t") is None
+def test_time_span():
+    frame = frame_of(CLEAN)
+    assert eventtime.span(frame, "t") == (dt.datetime(2024, 5, 1, 22, 30, tzinfo=UTC),
+                                          dt.datetime(2024, 5, 2, 1, 45, tzinfo=UTC))
+    assert eventtime.span(frame.take([3, 4]), "t") is None
+    far = ArrowFrame(pa.table({"t": pa.array([0, 10**17, None], pa.timestamp("ms"))}), [0, 1, 2])
+    assert eventtime.span(far, "t") == (eventtime.EPOCH, eventtime.EPOCH)  # year 3e6: left out
 
 
 def test_take_and_slice_keep_sources():

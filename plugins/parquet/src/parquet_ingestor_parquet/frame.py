@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from parquet_ingestor.interfaces import FrameGroup
 
-from .timeparse import event_times as _as_timestamps
-
-TIME_UNITS = ("year", "month", "day", "hour", "minute", "second")
-_UTC_US = pa.timestamp("us", tz="UTC")
-
-GroupKey = tuple[datetime | None, tuple[Any, ...]]
+_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 
 
 class ArrowFrame:
@@ -46,79 +41,122 @@ class ArrowFrame:
         stop = max(start, stop)
         return ArrowFrame(self.table.slice(start, stop - start), self.sources[start:stop])
 
-    # -- time ----------------------------------------------------------------------------
+    # -- grouping (the core's layout reads the times: parquet_ingestor.eventtime) ---------
 
-    def event_times(self, time_field: str) -> pa.Array:
-        """``time_field`` as ``timestamp[us, UTC]``; null where missing or unusable."""
-        n = self.table.num_rows
-        if time_field not in self.table.column_names:
-            return pa.nulls(n, _UTC_US)
-        return _as_timestamps(self.table.column(time_field).combine_chunks())
-
-    def group_rows(
-        self, time_field: str | None, time_unit: str, fields: Sequence[str]
-    ) -> dict[GroupKey, list[int]]:
-        """Row indices per (event time floored to ``time_unit``, field values), vectorized."""
-        if time_unit not in TIME_UNITS:
-            raise ValueError(f"time_unit must be one of {', '.join(TIME_UNITS)}, got {time_unit!r}")
+    def group(
+        self, fields: Sequence[str], time_field: str | None = None, seconds: int = 0
+    ) -> list[FrameGroup]:
+        """Rows by equal values of ``fields`` and time key, with Arrow's group-by: a timestamp
+        (or date) column is floored by integer division, any other column grouped as it is."""
         n = self.table.num_rows
         if n == 0:
-            return {}
+            return []
+        names = self.table.column_names
         columns: dict[str, pa.Array] = {}
+        keys: list[str] = []
+        per_second = 0  # ticks per second of the instants; 0: the time values are raw
         if time_field:
-            columns["__time"] = pc.floor_temporal(self.event_times(time_field), unit=time_unit)
-        names = []
-        for i, name in enumerate(fields):
-            key = f"__f{i}"
-            names.append(key)
-            if name in self.table.column_names:
-                columns[key] = self.table.column(name).combine_chunks()
+            column = (self.table.column(time_field).combine_chunks()
+                      if time_field in names else pa.nulls(n))
+            ticks, per_second = _ticks(column)
+            if ticks is not None:
+                if not fields and not seconds:  # a span: no group-by needed
+                    return _one_bucket(ticks, per_second)
+                columns["__t"] = _floor_div(ticks, seconds * per_second) if seconds \
+                    else pc.if_else(pc.is_valid(ticks), 0, pa.scalar(None, pa.int64()))
+                columns["__ticks"] = ticks
             else:
-                columns[key] = pa.nulls(n)
-        columns["__row"] = pa.array(range(n), pa.int64())
-        keys = (["__time"] if time_field else []) + names
+                columns["__t"] = column
+            keys.append("__t")
+        for i, name in enumerate(fields):
+            keys.append(f"__f{i}")
+            columns[f"__f{i}"] = (self.table.column(name).combine_chunks() if name in names
+                                  else pa.nulls(n))
         if not keys:
-            return {(None, ()): list(range(n))}
+            return [FrameGroup((), range(n))]
+        columns["__row"] = pa.array(range(n), pa.int64())
         table = pa.table(columns)
+        aggregates = [("__row", "list")]
+        if per_second:
+            aggregates += [("__ticks", "min"), ("__ticks", "max")]
         try:
-            grouped = table.group_by(keys, use_threads=False).aggregate([("__row", "list")])
+            grouped = table.group_by(keys, use_threads=False).aggregate(aggregates)
         except (pa.ArrowNotImplementedError, pa.ArrowTypeError):
-            return self._group_rows_slow(table, time_field, names)
-        times = grouped.column("__time").to_pylist() if time_field else [None] * grouped.num_rows
-        values = [grouped.column(k).to_pylist() for k in names]
+            return _group_slow(table, keys, per_second, seconds, bool(time_field))
+        field_values = [grouped.column(k).to_pylist() for k in keys[bool(time_field):]]
         rows = grouped.column("__row_list").to_pylist()
-        result: dict[GroupKey, list[int]] = {}
+        times = grouped.column("__t").to_pylist() if time_field else None
+        lows = grouped.column("__ticks_min").to_pylist() if per_second else None
+        highs = grouped.column("__ticks_max").to_pylist() if per_second else None
+        out = []
         for g in range(grouped.num_rows):
-            when = times[g]
-            key = (when.astimezone(UTC) if when is not None else None,
-                   tuple(v[g] for v in values))
-            result.setdefault(key, []).extend(rows[g])
-        for indices in result.values():
-            indices.sort()
-        return result
+            values = tuple(v[g] for v in field_values)
+            indices = sorted(rows[g])
+            time = times[g] if times is not None else None
+            if lows is not None and highs is not None and time is not None:
+                out.append(FrameGroup(values, indices, epoch=(
+                    time * seconds, _micros(lows[g], per_second), _micros(highs[g], per_second))))
+            else:
+                out.append(FrameGroup(values, indices, raw_time=time))
+        return out
 
-    def _group_rows_slow(
-        self, table: pa.Table, time_field: str | None, names: list[str]
-    ) -> dict[GroupKey, list[int]]:
-        """Python grouping for key types Arrow cannot group by (structs, lists)."""
-        times = table.column("__time").to_pylist() if time_field else None
-        values = [table.column(k).to_pylist() for k in names]
-        result: dict[GroupKey, list[int]] = {}
-        for i in range(table.num_rows):
-            when = times[i] if times is not None else None
-            parts = tuple(_hashable(v[i]) for v in values)
-            result.setdefault((when.astimezone(UTC) if when else None, parts), []).append(i)
-        return result
 
-    def time_range(self, time_field: str) -> tuple[datetime, datetime] | None:
-        """Min and max event time of ``time_field``, or None when no row has one."""
-        if self.table.num_rows == 0:
-            return None
-        bounds = pc.min_max(self.event_times(time_field))
-        low, high = bounds["min"].as_py(), bounds["max"].as_py()
-        if low is None or high is None:
-            return None
-        return low.astimezone(UTC), high.astimezone(UTC)
+def _ticks(column: pa.Array) -> tuple[pa.Array | None, int]:
+    """A timestamp or date column as int64 epoch ticks and ticks per second (a naive
+    timestamp's reading as UTC); ``(None, 0)`` for any other column."""
+    kind = column.type
+    if pa.types.is_date(kind):
+        column, kind = column.cast(pa.timestamp("s")), pa.timestamp("s")
+    if not pa.types.is_timestamp(kind):
+        return None, 0
+    return column.cast(pa.int64()), _PER_SECOND[kind.unit]
+
+
+def _floor_div(ticks: pa.Array, width: int) -> pa.Array:
+    """``ticks // width`` (Arrow's integer division truncates toward zero)."""
+    quotient = pc.divide(ticks, width)
+    below = pc.less(pc.subtract(ticks, pc.multiply(quotient, width)), 0)
+    return pc.if_else(below, pc.subtract(quotient, 1), quotient)
+
+
+def _micros(ticks: int, per_second: int) -> int:
+    return ticks * 1_000_000 // per_second
+
+
+def _one_bucket(ticks: pa.Array, per_second: int) -> list[FrameGroup]:
+    """Every instant in one group (bucket 0, with its min and max), the nulls in another."""
+    n, nulls = len(ticks), ticks.null_count
+    if nulls == n:
+        return [FrameGroup((), range(n))]
+    bounds = pc.min_max(ticks)
+    epoch = (0, _micros(bounds["min"].as_py(), per_second),
+             _micros(bounds["max"].as_py(), per_second))
+    if not nulls:
+        return [FrameGroup((), range(n), epoch=epoch)]
+    valid = pc.is_valid(ticks)
+    return [FrameGroup((), pc.indices_nonzero(valid).to_pylist(), epoch=epoch),
+            FrameGroup((), pc.indices_nonzero(pc.invert(valid)).to_pylist())]
+
+
+def _group_slow(
+    table: pa.Table, keys: list[str], per_second: int, seconds: int, timed: bool
+) -> list[FrameGroup]:
+    """Python grouping for key types Arrow cannot group by (structs, lists)."""
+    columns = [table.column(k).to_pylist() for k in keys]
+    ticks = table.column("__ticks").to_pylist() if per_second else None
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i in range(table.num_rows):
+        groups.setdefault(tuple(_hashable(c[i]) for c in columns), []).append(i)
+    out = []
+    for key, rows in groups.items():
+        values = key[1:] if timed else key
+        if ticks is not None and key[0] is not None:
+            own = [ticks[i] for i in rows]
+            out.append(FrameGroup(values, rows, epoch=(
+                key[0] * seconds, _micros(min(own), per_second), _micros(max(own), per_second))))
+        else:
+            out.append(FrameGroup(values, rows, raw_time=key[0] if timed else None))
+    return out
 
 
 def _hashable(value: Any) -> Any:

@@ -15,8 +15,8 @@ from itertools import chain, repeat
 from typing import Any
 
 import pyarrow as pa
+from parquet_ingestor.eventtime import instant
 from parquet_ingestor.gcpause import gc_paused
-from parquet_ingestor.records import to_datetime
 
 from .combine import json_text
 from .dataset import EXACT_INTS
@@ -162,7 +162,7 @@ def _typed_column(name: str, values: list[Any], kind: pa.DataType, bad: dict[int
         converted = []
         for i, value in enumerate(values):
             if isinstance(value, str | int | float) and not isinstance(value, bool):
-                when = to_datetime(value)
+                when = instant(value)
                 if when is None:
                     bad.setdefault(i, f"field '{name}': cannot read {value!r} as a timestamp")
                 converted.append(when)

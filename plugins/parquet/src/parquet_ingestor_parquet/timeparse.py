@@ -1,4 +1,4 @@
-"""The timestamp rules, in one place: which values become a ``timestamp[unit, tz=UTC]`` column.
+"""Timestamps as stored: which values become a ``timestamp[unit, tz=UTC]`` column, in one place.
 
 * A string is an **instant** when Arrow's ISO-8601 parser reads it *with a zone*: ``Z`` or an
   offset (``+02:00``, ``+0200``), with or without fractional seconds, ``T`` or a space between
@@ -7,8 +7,11 @@
   instant. Everything else stays a string exactly as it came: dates alone (``2024-05-01``),
   times alone, local date-times without a zone, and text.
 * A value with more fractional digits than the unit holds is not rounded: it does not convert.
-* Epoch numbers (seconds, or milliseconds above 1e11 as in ``records.to_datetime``) convert only
+* Epoch numbers (seconds, or milliseconds above 1e11 as in ``parquet_ingestor.eventtime``) convert only
   in a *time field*: the ``--partition-by event:FIELD`` field or one named in ``time_fields``.
+
+Which partition a row goes to is the core's business (``parquet_ingestor.eventtime``): the
+frame hands it a timestamp column as integer epoch ticks.
 
 ``pyarrow.json`` infers timestamps on its own (and drops offsets, and turns dates into times):
 the reader declares such fields as strings (:func:`as_strings`) and this module decides.
@@ -18,10 +21,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from parquet_ingestor.records import to_datetime
+from parquet_ingestor.eventtime import EPOCH_MS_THRESHOLD  # the core's rule, stored alike
 
 UNITS = ("ms", "us", "ns")
-EPOCH_MS_THRESHOLD = 1e11  # epoch numbers above this are milliseconds
 _PER_SECOND = {"ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 
 
@@ -131,45 +133,3 @@ def as_strings(kind: pa.DataType) -> pa.DataType:
     if pa.types.is_large_list(kind):
         return pa.large_list(kind.value_field.with_type(as_strings(kind.value_type)))
     return kind
-
-
-# ------------------------------------------------------------- partitioning (event times)
-
-_UTC_US = pa.timestamp("us", tz="UTC")
-
-
-def event_times(column: pa.Array) -> pa.Array:
-    """Any time-like column as ``timestamp[us, UTC]``, for partitioning (``--partition-by
-    event:FIELD``) and the file's time range: looser than what is *stored* as a time, since a
-    row only needs a partition: naive times are taken as UTC, epoch numbers as seconds or ms."""
-    kind = column.type
-    if pa.types.is_timestamp(kind):
-        if kind.tz is None:
-            return pc.assume_timezone(column.cast(pa.timestamp(kind.unit)), "UTC").cast(_UTC_US)
-        return column.cast(_UTC_US)
-    if pa.types.is_date(kind):
-        return column.cast(pa.timestamp("us")).cast(_UTC_US)
-    if pa.types.is_integer(kind) or pa.types.is_floating(kind):
-        numbers = column.cast(pa.float64())
-        millis = pc.if_else(pc.greater(pc.abs(numbers), EPOCH_MS_THRESHOLD), numbers,
-                            pc.multiply(numbers, 1000.0))
-        micros = pc.round(pc.multiply(millis, 1000.0))
-        try:
-            return micros.cast(pa.int64()).cast(_UTC_US)
-        except (pa.ArrowInvalid, OverflowError):
-            return _python_times(column)
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        try:  # ISO-8601 with a zone (Z, +02:00)
-            return column.cast(_UTC_US)
-        except pa.ArrowInvalid:
-            pass
-        try:  # ISO-8601 without a zone: UTC
-            return pc.assume_timezone(column.cast(pa.timestamp("us")), "UTC")
-        except pa.ArrowInvalid:
-            pass
-        return _python_times(column)  # mixed or partly unparseable: value by value
-    return pa.nulls(len(column), _UTC_US)
-
-
-def _python_times(column: pa.Array) -> pa.Array:
-    return pa.array([to_datetime(v) for v in column.to_pylist()], _UTC_US)
