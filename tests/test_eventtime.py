@@ -89,17 +89,18 @@ def test_spans_merge():
     assert eventtime.merge_spans([None]) is None
 
 
-def test_list_frame_groups_raw_values_by_type_and_instants_by_bucket():
+def test_list_frame_reads_times_with_the_rules_and_groups_the_rest_raw_by_type():
     rows = [{"t": 1, "k": [1, 2]}, {"t": True, "k": [1, 2]}, {"t": 1.0, "k": [1, 2]},
-            {"t": datetime(2024, 5, 1, 10, 59, tzinfo=UTC), "k": {"a": 1}},
-            {"t": datetime(2024, 5, 1, 10, 1), "k": {"a": 1}}, {"k": None}]
-    groups = ListFrame(rows, list(range(6))).group(["k"], "t", 3600)
+            {"t": "2024-05-01T10:59:00Z", "k": {"a": 1}},
+            {"t": datetime(2024, 5, 1, 10, 1), "k": {"a": 1}}, {"k": None},
+            {"t": "garbage", "k": None}, {"t": 1.5, "k": [1, 2]}]
+    groups = ListFrame(rows, list(range(len(rows)))).group(["k"], "t", 3600)
     found = {(g.values, g.epoch, repr(g.raw_time)): list(g.rows) for g in groups}
     hour = int(datetime(2024, 5, 1, 10, tzinfo=UTC).timestamp())
     assert found == {
-        (((1, 2),), None, "1"): [0],
+        (((1, 2),), (0, 1_000_000, 1_500_000), "None"): [0, 2, 7],
         (((1, 2),), None, "True"): [1],
-        (((1, 2),), None, "1.0"): [2],
         (((("a", 1),),), (hour, (hour + 60) * 10**6, (hour + 59 * 60) * 10**6), "None"): [3, 4],
         ((None,), None, "None"): [5],
+        ((None,), None, "'garbage'"): [6],
     }

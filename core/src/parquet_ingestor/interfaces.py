@@ -136,7 +136,9 @@ class FrameGroup(NamedTuple):
     holds as such (timestamps, ``datetime``; a naive one's reading as UTC): the bucket in whole
     epoch seconds, floored to a multiple of the width asked for, and the earliest and latest
     value in epoch microseconds. Otherwise ``raw_time`` is the value itself (text, a number;
-    None when missing or null), for :mod:`parquet_ingestor.eventtime` to read.
+    None when missing or null), for :mod:`parquet_ingestor.eventtime` to read. A frame that
+    visits rows in Python anyway may read every value with ``eventtime.instant`` itself (as
+    :class:`~parquet_ingestor.records.ListFrame` does) and hand over the instants as epochs.
     """
 
     values: tuple[Any, ...]  # the values of ``fields`` (None where missing)

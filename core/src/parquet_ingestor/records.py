@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 from . import jsoncodec
 from .errors import ConfigError
-from .eventtime import epoch_micros
+from .eventtime import EPOCH, instant
 from .interfaces import FrameGroup
 
 #: A schema as the ``json`` transformer's ``schema=FILE`` gives it: column -> Arrow type name.
@@ -118,42 +118,47 @@ class ListFrame:
     def group(
         self, fields: Sequence[str], time_field: str | None = None, seconds: int = 0
     ) -> list[FrameGroup]:
-        """Rows by equal values; a ``datetime`` is an instant, any other time value is raw."""
-        groups: dict[tuple[Any, ...], list[int]] = {}
-        ranges: dict[tuple[Any, ...], list[int]] = {}
+        """Rows by equal values. Being Python anyway, it reads each time with the core's
+        :func:`~parquet_ingestor.eventtime.instant`: instants by bucket, the rest raw."""
+        width = seconds * 1_000_000
+        read = instant
+        timed: dict[tuple[int, tuple[Any, ...]], list[Any]] = {}  # -> [rows, low, high]
+        raw: dict[tuple[Any, tuple[Any, ...]], list[Any]] = {}  # -> [rows, value]
         for i, row in enumerate(self.rows):
-            values = tuple(_hashable(row.get(name)) for name in fields)
-            when = row.get(time_field) if time_field else None
-            if isinstance(when, datetime):
-                micros = epoch_micros(when)
-                start = micros // 1_000_000 // seconds * seconds if seconds else 0
-                key: tuple[Any, ...] = (True, start, values)
-                bounds = ranges.get(key)
-                if bounds is None:
-                    ranges[key] = [micros, micros]
-                elif micros < bounds[0]:
-                    bounds[0] = micros
-                elif micros > bounds[1]:
-                    bounds[1] = micros
-            else:  # the type too: True, 1 and 1.0 are equal keys but different times
-                key = (False, (type(when), _hashable(when)), values)
-            rows = groups.get(key)
-            if rows is None:
-                groups[key] = [i]
+            values = tuple([_hashable(row.get(name)) for name in fields]) if fields else ()
+            value = row.get(time_field) if time_field else None
+            when = read(value) if value is not None else None
+            if when is None:  # by type too: True, 1 and 1.0 are equal keys
+                kind = value if value is None or type(value) is str \
+                    else (type(value), _hashable(value))
+                found = raw.get((kind, values))
+                if found is None:
+                    raw[(kind, values)] = [[i], value]
+                else:
+                    found[0].append(i)
+                continue
+            micros = (when - EPOCH) // _MICROSECOND
+            key = (micros // width * seconds if width else 0, values)
+            entry = timed.get(key)
+            if entry is None:
+                timed[key] = [[i], micros, micros]
             else:
-                rows.append(i)
-        out = []
-        for key, rows in groups.items():
-            if key[0]:
-                low, high = ranges[key]
-                out.append(FrameGroup(key[2], rows, epoch=(key[1], low, high)))
-            else:
-                out.append(FrameGroup(key[2], rows, raw_time=self.rows[rows[0]].get(time_field)
-                                      if time_field else None))
+                entry[0].append(i)
+                if micros < entry[1]:
+                    entry[1] = micros
+                elif micros > entry[2]:
+                    entry[2] = micros
+        out = [FrameGroup(values, rows, epoch=(start, low, high))
+               for (start, values), (rows, low, high) in timed.items()]
+        out += [FrameGroup(values, rows, raw_time=value)
+                for (_, values), (rows, value) in raw.items()]
         return out
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(self.rows)
+
+
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def _hashable(value: Any) -> Any:
