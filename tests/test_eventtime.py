@@ -55,25 +55,27 @@ def test_values_that_are_not_instants(value):
     ("minute", datetime(2024, 5, 17, 13, 45, tzinfo=UTC)),
     ("second", datetime(2024, 5, 17, 13, 45, 59, tzinfo=UTC)),
 ])
-def test_buckets_from_epoch_groups_and_raw_values(unit, expected):
+def test_buckets_from_epoch_groups_and_values_read(unit, expected):
     when = datetime(2024, 5, 17, 13, 45, 59, 999_999, tzinfo=UTC)
     width = eventtime.bucket_width(unit)
     seconds = int(when.timestamp()) // width * width  # what a frame hands over
     micros = eventtime.epoch_micros(when)
-    assert eventtime.bucket(FrameGroup((), [0], epoch=(seconds, micros, micros)), unit) == expected
-    assert eventtime.bucket(FrameGroup((), [0], raw_time=when.isoformat()), unit) == expected
-    assert eventtime.bucket(FrameGroup((), [0], raw_time=micros / 1000), unit) == expected
+    assert eventtime.bucket(FrameGroup((), [0], (seconds, micros, micros)), unit) == expected
+    assert eventtime.micros(when.isoformat()) == micros
+    from_ms = eventtime.from_micros(eventtime.micros(micros // 1000))  # epoch milliseconds
+    assert from_ms is not None and eventtime.floor(from_ms, unit) == expected
 
 
 def test_unusable_groups_have_no_bucket_and_no_span():
-    for raw in (None, "garbage", True):
-        group = FrameGroup((), [0], raw_time=raw)
-        assert eventtime.bucket(group, "hour") is None
-        assert eventtime.group_span(group) is None
+    group = FrameGroup((), [0])
+    assert eventtime.bucket(group, "hour") is None
+    assert eventtime.group_span(group) is None
     far = 300_000 * 365 * 86_400  # an Arrow timestamp may hold year ~300000
-    group = FrameGroup((), [0], epoch=(far, far * 10**6, far * 10**6))
+    group = FrameGroup((), [0], (far, far * 10**6, far * 10**6))
     assert eventtime.bucket(group, "day") is None
     assert eventtime.group_span(group) is None
+    for value in (None, "garbage", True, 10**20):
+        assert eventtime.micros(value) is None
 
 
 def test_bucket_width_names_the_units():
@@ -89,18 +91,26 @@ def test_spans_merge():
     assert eventtime.merge_spans([None]) is None
 
 
-def test_list_frame_reads_times_with_the_rules_and_groups_the_rest_raw_by_type():
+def test_list_frame_reads_every_time_once_and_groups_by_bucket():
     rows = [{"t": 1, "k": [1, 2]}, {"t": True, "k": [1, 2]}, {"t": 1.0, "k": [1, 2]},
             {"t": "2024-05-01T10:59:00Z", "k": {"a": 1}},
             {"t": datetime(2024, 5, 1, 10, 1), "k": {"a": 1}}, {"k": None},
             {"t": "garbage", "k": None}, {"t": 1.5, "k": [1, 2]}]
-    groups = ListFrame(rows, list(range(len(rows)))).group(["k"], "t", 3600)
-    found = {(g.values, g.epoch, repr(g.raw_time)): list(g.rows) for g in groups}
+    seen = []
+
+    def read(value):
+        seen.append(value)
+        return eventtime.micros(value)
+
+    groups = ListFrame(rows, list(range(len(rows)))).group(["k"], "t", 3600, read)
+    assert seen == [r["t"] for r in rows if r.get("t") is not None]
+    found = {(g.values, g.epoch): list(g.rows) for g in groups}
     hour = int(datetime(2024, 5, 1, 10, tzinfo=UTC).timestamp())
     assert found == {
-        (((1, 2),), (0, 1_000_000, 1_500_000), "None"): [0, 2, 7],
-        (((1, 2),), None, "True"): [1],
-        (((("a", 1),),), (hour, (hour + 60) * 10**6, (hour + 59 * 60) * 10**6), "None"): [3, 4],
-        ((None,), None, "None"): [5],
-        ((None,), None, "'garbage'"): [6],
+        (((1, 2),), (0, 1_000_000, 1_500_000)): [0, 2, 7],
+        (((1, 2),), None): [1],
+        (((("a", 1),),), (hour, (hour + 60) * 10**6, (hour + 59 * 60) * 10**6)): [3, 4],
+        ((None,), None): [5, 6],
     }
+    assert ListFrame(rows, list(range(len(rows)))).group([], "t") == [
+        FrameGroup((), list(range(len(rows))))]  # without a reader no time is usable

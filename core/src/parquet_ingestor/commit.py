@@ -26,7 +26,7 @@ from .batcher import Batch
 from .errors import Aborted, PartialAckError, PartialCommitError
 from .gcpause import gc_paused
 from .interfaces import Frame, Sink, SinkTransaction, SinkWriter, begin
-from .layout import without
+from .layout import Partition, without
 from .logs import reason_summary
 from .memory import HELD_MESSAGE_BYTES
 from .message import Message, Rejection
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("parquet_ingestor")
 
 MANIFEST_SUFFIX = ".manifest.json"
+#: a file's event-time span is read from its rows (the partition's does not fit it)
+_SPAN_OF_ROWS = object()
 
 
 @dataclass
@@ -385,11 +387,10 @@ class Committer:
                         self.open_files.append(part, frame, held, worker, guess)
             else:
                 files: list[PendingFile] = []
-                for when, values, frame in parts:
-                    if rejected:
-                        frame = without(frame, rejected)
+                for part in parts:
+                    frame = without(part.frame, rejected) if rejected else part.frame
                     if len(frame):
-                        files.extend(self._plan(frame, when, values, worker, nbytes))
+                        files.extend(self._plan(frame, part, worker, nbytes))
                 failed = self._write(files, batch, result)
         except Aborted:
             if held is not None:
@@ -465,22 +466,25 @@ class Committer:
     # ---------------------------------------------------------------- files
 
     def _plan(
-        self, frame: Frame, when: datetime, values: dict[str, Any], worker: int,
-        input_bytes: int,
+        self, frame: Frame, part: Partition, worker: int, input_bytes: int
     ) -> list[PendingFile]:
-        """The data files of one partition: one, or several of about ``target_file_size``."""
+        """The data files of one partition (``frame``: its rows, less rejected ones): one, or
+        several of about ``target_file_size``."""
         rows = len(frame)
         per_row = self._bytes_per_row or (input_bytes / max(1, rows)) / 2
         step = self.pipeline.layout.split(rows, per_row)
-        return [
-            self._data_file(frame if step >= rows else frame.slice(start, min(rows, start + step)),
-                            when, values, worker)
-            for start in range(0, rows, step)
-        ]
+        if step >= rows:  # the partition's own span when the file holds all of its rows
+            return [self._data_file(frame, part.when, part.values, worker,
+                                    part.span if frame is part.frame else _SPAN_OF_ROWS)]
+        return [self._data_file(frame.slice(start, min(rows, start + step)), part.when,
+                                part.values, worker)
+                for start in range(0, rows, step)]
 
     def _data_file(
-        self, frame: Frame, when: datetime, values: dict[str, Any], worker: int
+        self, frame: Frame, when: datetime, values: dict[str, Any], worker: int,
+        span: tuple[datetime, datetime] | None | object = _SPAN_OF_ROWS,
     ) -> PendingFile:
+        """One data file of ``frame``; ``span``: its event-time span when known already."""
         p = self.pipeline
         encoder = p.encoder
         key = p.layout.key(when, encoder.extension, values, worker)
@@ -495,8 +499,9 @@ class Committer:
         }
         time_field = p.settings.event_time_field
         if time_field:
-            span = eventtime.span(frame, time_field)
-            if span:
+            if span is _SPAN_OF_ROWS:
+                span = eventtime.span(frame, time_field)
+            if isinstance(span, tuple):
                 file_meta["ingest.min_event_time"] = span[0].isoformat()
                 file_meta["ingest.max_event_time"] = span[1].isoformat()
 

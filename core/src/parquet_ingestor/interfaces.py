@@ -130,20 +130,15 @@ class Transformer(Protocol):
 
 
 class FrameGroup(NamedTuple):
-    """Rows of a frame with equal keys (:meth:`Frame.group`): no rules applied, only equality.
+    """Rows of a frame with equal keys (:meth:`Frame.group`).
 
-    ``epoch`` is ``(bucket, low, high)`` when the group's time values are instants the frame
-    holds as such (timestamps, ``datetime``; a naive one's reading as UTC): the bucket in whole
-    epoch seconds, floored to a multiple of the width asked for, and the earliest and latest
-    value in epoch microseconds. Otherwise ``raw_time`` is the value itself (text, a number;
-    None when missing or null), for :mod:`parquet_ingestor.eventtime` to read. A frame that
-    visits rows in Python anyway may read every value with ``eventtime.instant`` itself (as
-    :class:`~parquet_ingestor.records.ListFrame` does) and hand over the instants as epochs.
+    ``epoch`` is ``(bucket, low, high)`` for rows whose time is an instant: the bucket in whole
+    epoch seconds (floored to a multiple of the width asked for), and the earliest and latest
+    time in epoch microseconds. None for rows without a usable time.
     """
 
     values: tuple[Any, ...]  # the values of ``fields`` (None where missing)
     rows: Sequence[int]  # ascending row indices
-    raw_time: Any = None
     epoch: tuple[int, int, int] | None = None
 
 
@@ -152,8 +147,9 @@ class Frame(Protocol):
     """Decoded rows ready to encode (a list of dicts, an Arrow table...).
 
     ``sources[i]`` is the batch index of the message row ``i`` came from. The core partitions
-    frames (:mod:`~parquet_ingestor.layout`, :mod:`~parquet_ingestor.eventtime`): a frame only
-    groups its rows by equal values, in its own terms (Arrow's group-by, a dict).
+    frames (:mod:`~parquet_ingestor.layout`, :mod:`~parquet_ingestor.eventtime` holds the
+    rules): a frame only groups its rows by equal values, in its own terms (Arrow's group-by,
+    a dict).
 
     Threads: one frame is used by one thread at a time.
     """
@@ -169,14 +165,18 @@ class Frame(Protocol):
     def slice(self, start: int, stop: int) -> Frame: ...
 
     def group(
-        self, fields: Sequence[str], time_field: str | None = None, seconds: int = 0
+        self, fields: Sequence[str], time_field: str | None = None, seconds: int = 0,
+        read: Callable[[Any], int | None] | None = None,
     ) -> Sequence[FrameGroup]:
-        """The rows grouped by equal values of ``fields`` and of ``time_field``'s time key.
+        """The rows grouped by equal values of ``fields`` and by the bucket of their time.
 
-        A row's time key is the bucket of its instant (whole epoch seconds floored to a
-        multiple of ``seconds``; with ``seconds=0`` every instant is in one bucket, 0) when
-        the frame holds it as an instant, else its raw value (see :class:`FrameGroup`).
-        Every row is in exactly one group; a missing column reads as None.
+        A row's time, in epoch microseconds: what the frame holds as an instant (a timestamp
+        column, a ``datetime``; a naive one's reading as UTC), else ``read(value)``, which the
+        core passes with ``time_field`` and which holds the rules (None: no usable time). Call
+        ``read`` once per distinct value (dictionary-encode a column, say), not once a row, to
+        stay vectorized. The bucket floors the time to a multiple of ``seconds`` (integer
+        division; 0 puts every instant in one bucket, 0). Every row is in exactly one group;
+        a missing column reads as None.
         """
         ...
 

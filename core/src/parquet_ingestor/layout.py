@@ -21,11 +21,13 @@ OVERFLOW = "__overflow__"
 
 
 class Partition(NamedTuple):
-    """The rows of one output partition: its time, its field values, and the rows."""
+    """The rows of one output partition: its time, its field values, the rows, and their
+    earliest and latest event time (None without event-time partitioning or usable times)."""
 
     when: datetime
     values: dict[str, Any]
     frame: Frame
+    span: tuple[datetime, datetime] | None = None
 
 
 class Layout:
@@ -52,14 +54,17 @@ class Layout:
         now_key = eventtime.floor(now, unit)
         width = eventtime.bucket_width(unit) if time_field else 0
         pieces: dict[tuple[datetime, tuple[Any, ...]], list[Sequence[int]]] = {}
-        for group in frame.group(fields, time_field, width):
+        spans: dict[tuple[datetime, tuple[Any, ...]], list[tuple[datetime, datetime] | None]] = {}
+        for group in frame.group(fields, time_field, width, eventtime.micros):
             when = eventtime.bucket(group, unit) if time_field else None
             if time_field and when is None and self.settings.on_missing_time == "reject":
                 for row in group.rows:
                     rejected.setdefault(frame.sources[row],
                                         f"no usable event time in field '{time_field}'")
                 continue
-            pieces.setdefault((when or now_key, group.values), []).append(group.rows)
+            key = (when or now_key, group.values)
+            pieces.setdefault(key, []).append(group.rows)
+            spans.setdefault(key, []).append(eventtime.group_span(group))
         groups = {key: rows[0] if len(rows) == 1 else sorted(chain.from_iterable(rows))
                   for key, rows in pieces.items()}
         limit = self.settings.max_open_partitions
@@ -78,11 +83,13 @@ class Layout:
                             len(groups), len(overflow_rows))
                 key = (now_key, (OVERFLOW,) * len(fields))
                 kept[key] = sorted([*kept.get(key, ()), *overflow_rows])
+                spans[key] = [s for k, _ in ordered[keep:] for s in spans[k]] + spans.get(key, [])
             groups = kept
         out: list[Partition] = []
         for (when, values), rows in groups.items():
             subset = frame if len(rows) == len(frame) else frame.take(rows)
-            out.append(Partition(when, dict(zip(fields, values, strict=True)), subset))
+            span = eventtime.merge_spans(spans[(when, values)]) if time_field else None
+            out.append(Partition(when, dict(zip(fields, values, strict=True)), subset, span))
         return out
 
     def split(self, rows: int, bytes_per_row: float) -> int:

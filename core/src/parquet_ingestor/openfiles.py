@@ -188,7 +188,7 @@ class OpenFiles:
                     self._fail(file, exc)
                     continue
                 file.rows += n
-                self._note_span(file, chunk)
+                self._note_span(file, chunk, part.span if chunk is part.frame else None)
                 full = _size(file, per_row) >= target
             if full:
                 self.close([file], "target size")
@@ -221,11 +221,14 @@ class OpenFiles:
         return OpenFile(key, ident, part.when, transaction, writer,
                         CountingStream(writer, p.abort_event), time.monotonic())
 
-    def _note_span(self, file: OpenFile, chunk: Frame) -> None:
+    def _note_span(self, file: OpenFile, chunk: Frame,
+                   known: tuple[datetime, datetime] | None) -> None:
+        """Widen the file's event-time span by the chunk's (``known`` when the chunk is a
+        whole partition: the layout read it already)."""
         time_field = self.committer.pipeline.settings.event_time_field
         if not time_field:
             return
-        span = eventtime.span(chunk, time_field)
+        span = known if known is not None else eventtime.span(chunk, time_field)
         if span:
             file.span = [min(file.span[0], span[0]), max(file.span[1], span[1])] if file.span \
                 else [span[0], span[1]]

@@ -13,14 +13,12 @@ so rows can be traced back to the message that must be acked, rejected or releas
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from . import jsoncodec
 from .errors import ConfigError
-from .eventtime import EPOCH, instant
 from .interfaces import FrameGroup
 
 #: A schema as the ``json`` transformer's ``schema=FILE`` gives it: column -> Arrow type name.
@@ -116,49 +114,36 @@ class ListFrame:
         return ListFrame(self.rows[start:stop], self.sources[start:stop])
 
     def group(
-        self, fields: Sequence[str], time_field: str | None = None, seconds: int = 0
+        self, fields: Sequence[str], time_field: str | None = None, seconds: int = 0,
+        read: Callable[[Any], int | None] | None = None,
     ) -> list[FrameGroup]:
-        """Rows by equal values. Being Python anyway, it reads each time with the core's
-        :func:`~parquet_ingestor.eventtime.instant`: instants by bucket, the rest raw."""
+        """Rows by equal values; every time value goes through ``read`` (dicts hold no
+        instants of their own: a ``datetime`` is read too)."""
         width = seconds * 1_000_000
-        read = instant
-        timed: dict[tuple[int, tuple[Any, ...]], list[Any]] = {}  # -> [rows, low, high]
-        raw: dict[tuple[Any, tuple[Any, ...]], list[Any]] = {}  # -> [rows, value]
+        timed: dict[tuple[int | None, tuple[Any, ...]], list[Any]] = {}  # -> [rows, low, high]
         for i, row in enumerate(self.rows):
             values = tuple([_hashable(row.get(name)) for name in fields]) if fields else ()
-            value = row.get(time_field) if time_field else None
-            when = read(value) if value is not None else None
-            if when is None:  # by type too: True, 1 and 1.0 are equal keys
-                kind = value if value is None or type(value) is str \
-                    else (type(value), _hashable(value))
-                found = raw.get((kind, values))
-                if found is None:
-                    raw[(kind, values)] = [[i], value]
-                else:
-                    found[0].append(i)
-                continue
-            micros = (when - EPOCH) // _MICROSECOND
-            key = (micros // width * seconds if width else 0, values)
+            value = row.get(time_field) if time_field and read is not None else None
+            micros = read(value) if value is not None and read is not None else None
+            if micros is None:
+                key: tuple[int | None, tuple[Any, ...]] = (None, values)
+            else:
+                key = (micros // width * seconds if width else 0, values)
             entry = timed.get(key)
             if entry is None:
                 timed[key] = [[i], micros, micros]
             else:
                 entry[0].append(i)
-                if micros < entry[1]:
-                    entry[1] = micros
-                elif micros > entry[2]:
-                    entry[2] = micros
-        out = [FrameGroup(values, rows, epoch=(start, low, high))
-               for (start, values), (rows, low, high) in timed.items()]
-        out += [FrameGroup(values, rows, raw_time=value)
-                for (_, values), (rows, value) in raw.items()]
-        return out
+                if micros is not None:
+                    if micros < entry[1]:
+                        entry[1] = micros
+                    elif micros > entry[2]:
+                        entry[2] = micros
+        return [FrameGroup(values, rows, None if start is None else (start, low, high))
+                for (start, values), (rows, low, high) in timed.items()]
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(self.rows)
-
-
-_MICROSECOND = timedelta(microseconds=1)
 
 
 def _hashable(value: Any) -> Any:

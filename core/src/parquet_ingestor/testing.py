@@ -894,6 +894,18 @@ class EncoderContract:
         assert span(epochs, "ts") == (datetime(1969, 12, 30, 23, 59, 59, tzinfo=UTC),
                                       datetime(2024, 5, 2, 0, 0, 0, 123_000, tzinfo=UTC))
 
+    def test_each_partition_knows_its_span(self) -> None:
+        from .eventtime import span
+        from .layout import Layout
+
+        layout = Layout(PipelineSettings(partition_by="event:t",
+                                         key_template="{field:c}/%Y/%m/%d/{uuid}.{ext}"))
+        parts = layout.partition(self._frame(self.timed, "t"), {}, self.received)
+        assert len(parts) == 6
+        assert {p.span for p in parts} - {None}
+        for part in parts:
+            assert part.span == span(part.frame, "t"), part.values
+
     def test_partition_fields_with_nulls_lists_and_missing_columns(self) -> None:
         records: list[dict[str, Any]] = [{"n": 1, "tags": ["a", "b"]}, {"n": None, "tags": ["a", "b"]},
                    {"tags": ["a", "b"]}, {"n": 1, "tags": []}, {"n": 1, "tags": ["a", "b"]}]

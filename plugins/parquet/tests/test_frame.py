@@ -8,6 +8,7 @@ import json
 import pyarrow as pa
 import pytest
 from parquet_ingestor import eventtime
+from parquet_ingestor.interfaces import FrameGroup
 from parquet_ingestor.records import ListFrame
 from parquet_ingestor_parquet.encoder import ParquetEncoder
 from parquet_ingestor_parquet.frame import ArrowFrame
@@ -39,7 +40,7 @@ def partitions(frame, time_field, unit, fields=()):
     """{(partition time, values): rows}, as the core's layout reads the frame's groups."""
     out = {}
     width = eventtime.bucket_width(unit) if time_field else 0
-    for group in frame.group(fields, time_field, width):
+    for group in frame.group(fields, time_field, width, eventtime.micros):
         when = eventtime.bucket(group, unit) if time_field else None
         out.setdefault((when, group.values), []).extend(group.rows)
     return {key: sorted(rows) for key, rows in out.items()}
@@ -55,13 +56,28 @@ def test_groups_match_the_python_frame(unit, records):
 
 
 def test_a_timestamp_column_is_grouped_by_integer_buckets():
-    groups = frame_of(CLEAN).group(["c"], "t", 3600)
+    groups = frame_of(CLEAN).group(["c"], "t", 3600, read=None)  # timestamps: no reading
     epochs = sorted(g.epoch for g in groups if g.epoch)
     assert [e[0] for e in epochs] == [1714600800, 1714604400, 1714608000, 1714611600,
                                       1714611600]
     assert epochs[0][1:] == (1714602600_000000, 1714602600_000000)  # 22:30Z, from +02:00
     assert sorted(g.rows for g in groups if not g.epoch) == [[3], [4]]
-    assert all(g.raw_time is None for g in groups if not g.epoch)
+
+
+def test_other_columns_are_read_once_per_distinct_value():
+    seen = []
+
+    def read(value):
+        seen.append(value)
+        return eventtime.micros(value)
+
+    frame = frame_of(RECORDS + RECORDS)
+    assert frame.table.column("t").type == pa.string()
+    groups = frame.group(["c"], "t", 3600, read)
+    assert sorted(seen) == sorted({r["t"] for r in RECORDS if r.get("t") is not None})
+    assert sum(len(g.rows) for g in groups) == 2 * len(RECORDS)
+    tags = ArrowFrame(pa.table({"t": [["a"], None, ["a"]]}), [0, 1, 2])  # not encodable
+    assert tags.group([], "t", 60, read) == [FrameGroup((), [0, 1, 2])]
 
 
 def test_group_rows_on_realistic_events(events):

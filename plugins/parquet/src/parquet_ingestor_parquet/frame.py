@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -44,29 +44,28 @@ class ArrowFrame:
     # -- grouping (the core's layout reads the times: parquet_ingestor.eventtime) ---------
 
     def group(
-        self, fields: Sequence[str], time_field: str | None = None, seconds: int = 0
+        self, fields: Sequence[str], time_field: str | None = None, seconds: int = 0,
+        read: Callable[[Any], int | None] | None = None,
     ) -> list[FrameGroup]:
-        """Rows by equal values of ``fields`` and time key, with Arrow's group-by: a timestamp
-        (or date) column is floored by integer division, any other column grouped as it is."""
+        """Rows by equal values of ``fields`` and time bucket, with Arrow's group-by: a
+        timestamp (or date) column gives its ticks, any other column is dictionary-encoded and
+        ``read`` (the core's rules) sees each distinct value once; buckets by integer division."""
         n = self.table.num_rows
         if n == 0:
             return []
         names = self.table.column_names
         columns: dict[str, pa.Array] = {}
         keys: list[str] = []
-        per_second = 0  # ticks per second of the instants; 0: the time values are raw
+        per_second = 0
         if time_field:
             column = (self.table.column(time_field).combine_chunks()
                       if time_field in names else pa.nulls(n))
-            ticks, per_second = _ticks(column)
-            if ticks is not None:
-                if not fields and not seconds:  # a span: no group-by needed
-                    return _one_bucket(ticks, per_second)
-                columns["__t"] = _floor_div(ticks, seconds * per_second) if seconds \
-                    else pc.if_else(pc.is_valid(ticks), 0, pa.scalar(None, pa.int64()))
-                columns["__ticks"] = ticks
-            else:
-                columns["__t"] = column
+            ticks, per_second = _ticks(column, read)
+            if not fields and not seconds:  # a span: no group-by needed
+                return _one_bucket(ticks, per_second)
+            columns["__t"] = _floor_div(ticks, seconds * per_second) if seconds \
+                else pc.if_else(pc.is_valid(ticks), 0, pa.scalar(None, pa.int64()))
+            columns["__ticks"] = ticks
             keys.append("__t")
         for i, name in enumerate(fields):
             keys.append(f"__f{i}")
@@ -77,7 +76,7 @@ class ArrowFrame:
         columns["__row"] = pa.array(range(n), pa.int64())
         table = pa.table(columns)
         aggregates = [("__row", "list")]
-        if per_second:
+        if time_field:
             aggregates += [("__ticks", "min"), ("__ticks", "max")]
         try:
             grouped = table.group_by(keys, use_threads=False).aggregate(aggregates)
@@ -86,30 +85,38 @@ class ArrowFrame:
         field_values = [grouped.column(k).to_pylist() for k in keys[bool(time_field):]]
         rows = grouped.column("__row_list").to_pylist()
         times = grouped.column("__t").to_pylist() if time_field else None
-        lows = grouped.column("__ticks_min").to_pylist() if per_second else None
-        highs = grouped.column("__ticks_max").to_pylist() if per_second else None
+        lows = grouped.column("__ticks_min").to_pylist() if time_field else None
+        highs = grouped.column("__ticks_max").to_pylist() if time_field else None
         out = []
         for g in range(grouped.num_rows):
             values = tuple(v[g] for v in field_values)
-            indices = sorted(rows[g])
             time = times[g] if times is not None else None
-            if lows is not None and highs is not None and time is not None:
-                out.append(FrameGroup(values, indices, epoch=(
-                    time * seconds, _micros(lows[g], per_second), _micros(highs[g], per_second))))
-            else:
-                out.append(FrameGroup(values, indices, raw_time=time))
+            epoch = None
+            if time is not None and lows is not None and highs is not None:
+                epoch = (time * seconds, _micros(lows[g], per_second),
+                         _micros(highs[g], per_second))
+            out.append(FrameGroup(values, sorted(rows[g]), epoch))
         return out
 
 
-def _ticks(column: pa.Array) -> tuple[pa.Array | None, int]:
-    """A timestamp or date column as int64 epoch ticks and ticks per second (a naive
-    timestamp's reading as UTC); ``(None, 0)`` for any other column."""
+def _ticks(column: pa.Array, read: Callable[[Any], int | None] | None) -> tuple[pa.Array, int]:
+    """The time column as int64 epoch ticks and ticks per second: a timestamp's own (a naive
+    one's reading as UTC), a date's seconds, else ``read`` of each distinct value (µs)."""
     kind = column.type
     if pa.types.is_date(kind):
         column, kind = column.cast(pa.timestamp("s")), pa.timestamp("s")
-    if not pa.types.is_timestamp(kind):
-        return None, 0
-    return column.cast(pa.int64()), _PER_SECOND[kind.unit]
+    if pa.types.is_timestamp(kind):
+        return column.cast(pa.int64()), _PER_SECOND[kind.unit]
+    if read is None or column.null_count == len(column):
+        return pa.nulls(len(column), pa.int64()), _PER_SECOND["us"]
+    try:
+        encoded = column if pa.types.is_dictionary(kind) else pc.dictionary_encode(column)
+        distinct, codes = encoded.dictionary.to_pylist(), encoded.indices
+    except (pa.ArrowNotImplementedError, pa.ArrowTypeError):  # structs, lists: by value
+        distinct = column.to_pylist()
+        codes = pa.array(range(len(distinct)), pa.int64())
+    micros = pa.array([read(v) if v is not None else None for v in distinct], pa.int64())
+    return micros.take(codes), _PER_SECOND["us"]
 
 
 def _floor_div(ticks: pa.Array, width: int) -> pa.Array:
@@ -124,7 +131,7 @@ def _micros(ticks: int, per_second: int) -> int:
 
 
 def _one_bucket(ticks: pa.Array, per_second: int) -> list[FrameGroup]:
-    """Every instant in one group (bucket 0, with its min and max), the nulls in another."""
+    """Every instant in one group (bucket 0, with its min and max), the rest in another."""
     n, nulls = len(ticks), ticks.null_count
     if nulls == n:
         return [FrameGroup((), range(n))]
@@ -132,9 +139,9 @@ def _one_bucket(ticks: pa.Array, per_second: int) -> list[FrameGroup]:
     epoch = (0, _micros(bounds["min"].as_py(), per_second),
              _micros(bounds["max"].as_py(), per_second))
     if not nulls:
-        return [FrameGroup((), range(n), epoch=epoch)]
+        return [FrameGroup((), range(n), epoch)]
     valid = pc.is_valid(ticks)
-    return [FrameGroup((), pc.indices_nonzero(valid).to_pylist(), epoch=epoch),
+    return [FrameGroup((), pc.indices_nonzero(valid).to_pylist(), epoch),
             FrameGroup((), pc.indices_nonzero(pc.invert(valid)).to_pylist())]
 
 
@@ -143,19 +150,19 @@ def _group_slow(
 ) -> list[FrameGroup]:
     """Python grouping for key types Arrow cannot group by (structs, lists)."""
     columns = [table.column(k).to_pylist() for k in keys]
-    ticks = table.column("__ticks").to_pylist() if per_second else None
+    ticks = table.column("__ticks").to_pylist() if timed else None
     groups: dict[tuple[Any, ...], list[int]] = {}
     for i in range(table.num_rows):
         groups.setdefault(tuple(_hashable(c[i]) for c in columns), []).append(i)
     out = []
     for key, rows in groups.items():
         values = key[1:] if timed else key
+        epoch = None
         if ticks is not None and key[0] is not None:
             own = [ticks[i] for i in rows]
-            out.append(FrameGroup(values, rows, epoch=(
-                key[0] * seconds, _micros(min(own), per_second), _micros(max(own), per_second))))
-        else:
-            out.append(FrameGroup(values, rows, raw_time=key[0] if timed else None))
+            epoch = (key[0] * seconds, _micros(min(own), per_second),
+                     _micros(max(own), per_second))
+        out.append(FrameGroup(values, rows, epoch))
     return out
 
 
