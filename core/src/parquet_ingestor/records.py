@@ -122,7 +122,7 @@ class ListFrame:
         width = seconds * 1_000_000
         timed: dict[tuple[int | None, tuple[Any, ...]], list[Any]] = {}  # -> [rows, low, high]
         for i, row in enumerate(self.rows):
-            values = tuple([_hashable(row.get(name)) for name in fields]) if fields else ()
+            values = tuple([hashable(row.get(name)) for name in fields]) if fields else ()
             value = row.get(time_field) if time_field and read is not None else None
             micros = read(value) if value is not None and read is not None else None
             if micros is None:
@@ -146,10 +146,10 @@ class ListFrame:
         return iter(self.rows)
 
 
-def _hashable(value: Any) -> Any:
-    """A partition value usable as a dict key (lists and dicts become tuples)."""
+def hashable(value: Any) -> Any:
+    """A value usable as a dict key, for grouping frames (lists and dicts become tuples)."""
     if isinstance(value, list):
-        return tuple(_hashable(v) for v in value)
+        return tuple(hashable(v) for v in value)
     if isinstance(value, dict):
-        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+        return tuple(sorted((k, hashable(v)) for k, v in value.items()))
     return value

@@ -8,6 +8,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 from parquet_ingestor.interfaces import FrameGroup
+from parquet_ingestor.records import hashable
 
 _PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 
@@ -153,7 +154,7 @@ def _group_slow(
     ticks = table.column("__ticks").to_pylist() if timed else None
     groups: dict[tuple[Any, ...], list[int]] = {}
     for i in range(table.num_rows):
-        groups.setdefault(tuple(_hashable(c[i]) for c in columns), []).append(i)
+        groups.setdefault(tuple(hashable(c[i]) for c in columns), []).append(i)
     out = []
     for key, rows in groups.items():
         values = key[1:] if timed else key
@@ -164,11 +165,3 @@ def _group_slow(
                      _micros(max(own), per_second))
         out.append(FrameGroup(values, rows, epoch))
     return out
-
-
-def _hashable(value: Any) -> Any:
-    if isinstance(value, list):
-        return tuple(_hashable(v) for v in value)
-    if isinstance(value, dict):
-        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
-    return value
