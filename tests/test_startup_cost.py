@@ -6,6 +6,8 @@ imported, a wait woken by an event rather than by its poll interval).
 
 from __future__ import annotations
 
+import ctypes.util
+import platform
 import sys
 import threading
 from collections.abc import Mapping
@@ -13,7 +15,7 @@ from typing import Any
 
 import parquet_ingestor
 import pytest
-from parquet_ingestor import runner
+from parquet_ingestor import memory, runner
 from parquet_ingestor.batcher import BatchLimits
 from parquet_ingestor.builtins.jsonl_encoder import JsonlEncoder
 from parquet_ingestor.pipeline import Pipeline, PipelineSettings
@@ -86,3 +88,16 @@ def test_run_ends_when_its_last_write_does_not_at_a_poll(monkeypatch: pytest.Mon
     assert pipeline.stopped_reason == "drained"
     assert [m.id for m in source.acked] == ["m0", "m1"]
     assert len(sink.commits) == 1
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_libc_is_found_without_running_ldconfig(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ctypes.util.find_library`` runs ``ldconfig -p`` in a child process: on glibc the
+    soname is enough (every run and every MemoryLimit looked it up)."""
+
+    def no_search(name: str) -> str:
+        raise AssertionError("find_library was called")
+
+    monkeypatch.setattr(ctypes.util, "find_library", no_search)
+    assert memory._libc_function("mallopt") is not None
+    assert memory.MemoryLimit(None)._trim is not None
