@@ -7,7 +7,9 @@ imported, a wait woken by an event rather than by its poll interval).
 from __future__ import annotations
 
 import ctypes.util
+import gc
 import platform
+import subprocess
 import sys
 import threading
 from collections.abc import Mapping
@@ -15,7 +17,7 @@ from typing import Any
 
 import parquet_ingestor
 import pytest
-from parquet_ingestor import memory, runner
+from parquet_ingestor import cli, memory, runner
 from parquet_ingestor.batcher import BatchLimits
 from parquet_ingestor.builtins.jsonl_encoder import JsonlEncoder
 from parquet_ingestor.pipeline import Pipeline, PipelineSettings
@@ -101,3 +103,21 @@ def test_libc_is_found_without_running_ldconfig(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(ctypes.util, "find_library", no_search)
     assert memory._libc_function("mallopt") is not None
     assert memory.MemoryLimit(None)._trim is not None
+
+
+def test_only_the_console_script_skips_the_last_collection() -> None:
+    """``ingest`` (cli.command) freezes the collector as its process exits; ``main()`` called
+    in a process that goes on leaves it as it was."""
+    before = gc.get_freeze_count()
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    assert gc.get_freeze_count() == before
+    probe = ("import atexit, gc, sys\n"
+             "atexit.register(lambda: print('FROZEN', gc.get_freeze_count() > 0))\n"
+             "from parquet_ingestor.cli import command\n"
+             "sys.argv = ['ingest', '--version']\n"
+             "command()\n")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "FROZEN True" in proc.stdout, proc.stdout
