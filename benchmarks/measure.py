@@ -67,6 +67,28 @@ def run_measured(
         )
 
 
+def compile_sources(packages: Sequence[str]) -> list[str]:
+    """Compile the bytecode of ``packages`` that are imported from a source tree (the
+    workspace's editable installs), as installing a wheel would (pip compiles at install;
+    ``uv sync --compile-bytecode`` does site-packages only). Under ``PYTHONDONTWRITEBYTECODE``
+    every measured ``ingest`` process would otherwise compile them again (~90 ms of CPU).
+    Returns the directories compiled."""
+    import compileall
+    import importlib.util
+    import sysconfig
+
+    site = os.path.realpath(sysconfig.get_paths()["purelib"])
+    done = []
+    for name in packages:
+        spec = importlib.util.find_spec(name)
+        for folder in (spec.submodule_search_locations or []) if spec else []:
+            folder = os.path.realpath(folder)
+            if not folder.startswith(site + os.sep):
+                compileall.compile_dir(folder, quiet=1)
+                done.append(folder)
+    return done
+
+
 def parquet_rows(path: str) -> int:
     """Rows in every committed ``*.parquet`` file under ``path`` (read from the footers)."""
     import pyarrow.parquet as pq

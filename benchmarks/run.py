@@ -11,7 +11,8 @@
    with json.loads and with message.json() (orjson), one flush worker (per core), and with
    message.json() on two workers; best of R each by CPU time;
 4. the SQS source over a stub client that answers instantly: receive, batch, ack;
-5. ``ingest --help`` / ``ingest plugins`` start-up time and the heavy modules they import;
+5. ``ingest --help`` / ``ingest plugins`` start-up time and the heavy modules they import, and
+   the fixed cost of a run: one line through ``ingest`` and through the limit;
 6. flush workers 1 / 2 / 4 against a sink whose commit sleeps 50 ms.
 
 Every measured run is a child process: wall time, CPU time and peak RSS come from ``wait4``.
@@ -34,7 +35,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from measure import Measured, mib, parquet_rows, run_measured  # noqa: E402
+from measure import Measured, compile_sources, mib, parquet_rows, run_measured  # noqa: E402
 
 PYTHON = sys.executable
 INGEST = str(Path(sys.executable).with_name("ingest"))
@@ -49,6 +50,16 @@ def events_file(n: int) -> str:
     from parquet_ingestor.sample import ensure_cache
 
     return ensure_cache(n)
+
+
+def ingest_packages() -> list[str]:
+    """The core and every installed plugin's top-level package: what ``ingest`` imports."""
+    from importlib.metadata import entry_points
+
+    from parquet_ingestor.plugins import ENTRY_POINT_GROUP
+
+    plugins = {ep.value.split(".")[0] for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    return ["parquet_ingestor", *sorted(plugins - {"parquet_ingestor"})]
 
 
 def limit_script() -> str:
@@ -147,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {results['machine']['nproc']} x {results['machine']['cpu']}, "
           f"Python {results['machine']['python']}, pyarrow {results['machine']['pyarrow']}, "
           f"load avg {results['machine']['load_avg'][0]:.2f}")
-    print(f"events: {n:,} ({mib(size):.1f} MiB) in {path}\n")
+    print(f"events: {n:,} ({mib(size):.1f} MiB) in {path}")
+    compiled = compile_sources(ingest_packages())
+    print(f"bytecode compiled in {len(compiled)} source tree(s) (editable installs)\n")
 
     with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp:
         work = Path(tmp)
@@ -257,6 +270,23 @@ def main(argv: list[str] | None = None) -> int:
                                                      "imported": imported["imported"]}
                 print(f"  ingest {' '.join(cmd):<10} {med * 1000:6.0f} ms (target < 300 ms); "
                       f"heavy modules imported: {imported['imported'] or 'none'}")
+            # the fixed cost of a run: one line through ingest and through limit.py, alternated
+            one = work / "one.jsonl"
+            with open(path, "rb") as handle:
+                one.write_bytes(handle.readline())
+            pairs = [(run_ingest(str(one), work)[0], run_limit(str(one), work))
+                     for _ in range(1 if quick else 5)]
+            ingest_cpu = min(i.cpu_seconds for i, _ in pairs)
+            limit_cpu = min(lim.cpu_seconds for _, lim in pairs)
+            results["startup"]["one line"] = {
+                "ingest_seconds": min(i.seconds for i, _ in pairs), "ingest_cpu": ingest_cpu,
+                "limit_seconds": min(lim.seconds for _, lim in pairs), "limit_cpu": limit_cpu}
+            print(f"  one line, best of {len(pairs)}: ingest "
+                  f"{results['startup']['one line']['ingest_seconds'] * 1000:.0f} ms "
+                  f"(cpu {ingest_cpu * 1000:.0f} ms), limit.py "
+                  f"{results['startup']['one line']['limit_seconds'] * 1000:.0f} ms "
+                  f"(cpu {limit_cpu * 1000:.0f} ms): a run's fixed cost above pyarrow's "
+                  f"{(ingest_cpu - limit_cpu) * 1000:.0f} ms of CPU")
 
         # 6. flush workers overlap
         if "workers" not in skip:

@@ -32,15 +32,22 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .keys import DEFAULT_TEMPLATE
 from .metric_adapters import check_otlp, check_prefix, check_rate, check_statsd, check_tags
 from .options import Option, parse_options
-from .pipeline import Pipeline, PipelineSettings
 from .plugins import Kind, Registry, bundled_with
-from .settings import check_key_template, check_partition_by, check_worker_bounds
+from .settings import (
+    PipelineSettings,
+    check_key_template,
+    check_partition_by,
+    check_worker_bounds,
+)
+
+if TYPE_CHECKING:
+    from .pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -313,6 +320,8 @@ def build_pipeline(config: RunConfig, registry: Registry) -> Pipeline:
     for attr, spec in specs.items():
         with _naming(attr):
             built[attr] = spec.create(chosen[attr].options)  # type: ignore[union-attr]
+    from .pipeline import Pipeline  # the run's machinery, imported when a run is built
+
     return Pipeline(
         source=built["source"], sink=built["sink"], encoder=built["encoder"],
         transformer=built["transformer"], settings=settings,

@@ -12,7 +12,6 @@ Threads: every method is safe from any thread (RSS reads are cached for ``CACHE_
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
 import threading
@@ -85,11 +84,21 @@ def peak_rss() -> int:
 
 
 def _libc_function(name: str) -> Any:
-    """A function of the C library (glibc), or None where there is none."""
+    """A function of the C library (glibc), or None where there is none. glibc's soname is
+    tried first: ``ctypes.util.find_library`` runs ``ldconfig -p`` in a child process (~10 ms
+    at every start)."""
+    libc: ctypes.CDLL | None
     try:
-        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
-    except (OSError, AttributeError):
-        return None
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        from ctypes.util import find_library
+
+        found = find_library("c")
+        try:
+            libc = ctypes.CDLL(found) if found else None
+        except OSError:
+            libc = None
+    return getattr(libc, name, None) if libc is not None else None
 
 
 def _malloc_trim() -> Callable[[], object] | None:

@@ -49,6 +49,9 @@ RECENT_FILES = 1000
 #: seconds an abort waits for commits already under way (an S3 upload completing) before the
 #: source is closed and releases what it holds
 ABORT_COMMIT_GRACE = 10.0
+#: longest the receive loop waits between checks once the source is exhausted and batches are
+#: still being written; the end of every flush (and an abort) wakes it at once
+SETTLE_CHECK = 0.02
 
 
 class Pipeline:
@@ -87,6 +90,9 @@ class Pipeline:
         self._hooks = hooks
         self._stop = threading.Event()
         self._abort = threading.Event()
+        #: set when a flush job ends (and on abort): wakes the receive loop waiting for the
+        #: last batches, so a run ends when its last write does, not at the next poll
+        self._settled = threading.Event()
         low, _ = self.settings.worker_bounds
         # one batch queued ahead of every four workers: a worker that finishes finds the next
         # batch, and fewer batches wait in memory (each holds its bodies as Messages)
@@ -178,6 +184,7 @@ class Pipeline:
         """Stop now: in-flight writes are abandoned and nothing unwritten is acknowledged."""
         self._abort.set()
         self._stop.set()
+        self._settled.set()
 
     @property
     def aborted(self) -> bool:
@@ -448,7 +455,7 @@ class Pipeline:
                         self.stopped_reason = "stopped" if self._stop.is_set() else "drained"
                         return
                     else:
-                        self._abort.wait(0.02)
+                        self._wait_settled()
                     continue
                 idle = settings.exit_when_idle
                 if idle is not None and now - idle_since >= idle and self._idle():
@@ -487,6 +494,13 @@ class Pipeline:
                                  memory.used() / (1 << 20), (memory.limit or 0) / (1 << 20))
                 return
             self._abort.wait(0.02)
+
+    def _wait_settled(self) -> None:
+        """Wait until a flush job ends (or an abort), or SETTLE_CHECK at most (the source may
+        stop being exhausted on its own)."""
+        self._settled.clear()
+        if not self._idle():  # checked after clear(): a job ending now sets it again
+            self._settled.wait(SETTLE_CHECK)
 
     def _source_draining(self) -> bool:
         """After stop(): a source that cannot redeliver (it has ``stop_reading``, like stdin)
@@ -618,6 +632,7 @@ class Pipeline:
             self._busy -= 1
             self._busy_seconds += time.monotonic() - started
             self._flushed_bytes += nbytes
+        self._settled.set()
 
 
 def _queued_batches(workers: int) -> int:
