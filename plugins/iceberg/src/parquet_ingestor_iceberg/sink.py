@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from parquet_ingestor.errors import ConfigError
@@ -22,7 +23,14 @@ from parquet_ingestor.options import parse_options
 
 from .catalog import one_line, open_catalog
 from .files import DataFileWriter, StagedFile, delete_quietly
-from .options import ICEBERG_OPTIONS, WHERE, IcebergSettings, SpecField, settings_from_options
+from .options import (
+    ICEBERG_OPTIONS,
+    TARGET_FILE_SIZE,
+    WHERE,
+    IcebergSettings,
+    SpecField,
+    settings_from_options,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +49,11 @@ class IcebergSink:
     Built by the CLI with every declared option, or from Python with the ones you need:
     ``IcebergSink(table="demo.events", warehouse="/data/warehouse")``.
     """
+
+    #: files of ~TARGET_FILE_SIZE that outlive a batch unless the run says otherwise
+    #: (``--target-file-size``): a snapshot per 5 MiB batch would make many small files and
+    #: long snapshot histories, and each commit costs CPU that grows with that history
+    pipeline_defaults: Mapping[str, str] = MappingProxyType({"target_file_size": TARGET_FILE_SIZE})
 
     def __init__(self, **options: Any) -> None:
         given = {name: value for name, value in options.items() if value is not None}
