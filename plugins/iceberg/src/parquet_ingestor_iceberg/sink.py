@@ -70,6 +70,8 @@ class IcebergSink:
         self._restore_log_level: Callable[[], None] = _nothing
         self._active: set[DataFileWriter] = set()  # files being written (not finished)
         self._unsure: set[str] = set()  # commit ids whose last try failed (may have landed)
+        self._fits: dict[tuple[Any, ...], bool] = {}  # (table, schema id, file schema): fits
+        self._plans: dict[tuple[Any, ...], tuple[Any, Any]] = {}  # statistics plans by schema
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -273,7 +275,8 @@ class IcebergSink:
                             _drop_rewritten(table, found, files)
                             return self._committed(found, files, rows, started, queued)
                     table = self._fit_schema(table, files)
-                    entries = [_data_file(table, f) for f in files]  # CommitRefused
+                    plan = self._statistics_plan(table)
+                    entries = [_data_file(table, f, plan) for f in files]  # CommitRefused
                     base = table.current_snapshot()
                     with _transaction(table) as tx:  # pyiceberg rebases on conflicts itself
                         if table.metadata.name_mapping() is None:
@@ -313,7 +316,13 @@ class IcebergSink:
         policy = self.settings.schema_policy
         for f in files:
             file_schema = f.metadata.schema.to_arrow_schema()
+            key = (table.metadata.table_uuid, table.metadata.current_schema_id, file_schema)
+            if key in self._fits:  # most files have the schema of the last one
+                continue
             if check_fits(table.schema(), file_schema, policy):
+                if len(self._fits) >= 64:
+                    self._fits.clear()
+                self._fits[key] = True
                 continue
             try:
                 with table.update_schema() as update:
@@ -325,6 +334,22 @@ class IcebergSink:
             log.info("evolved the schema of %s: %s", self.settings.identifier, table.schema(),
                      extra={"event": "iceberg_schema_evolved"})
         return table
+
+    def _statistics_plan(self, table: Any) -> tuple[Any, Any]:
+        """pyiceberg's statistics plan and Parquet column mapping for the table's schema and
+        properties, computed once per schema (each walks the whole schema)."""
+        from pyiceberg.io.pyarrow import compute_statistics_plan, parquet_path_to_id_mapping
+
+        metadata = table.metadata
+        key = (metadata.table_uuid, metadata.current_schema_id,
+               tuple(sorted(metadata.properties.items())))
+        plan = self._plans.get(key)
+        if plan is None:
+            schema = metadata.schema()
+            plan = (compute_statistics_plan(schema, metadata.properties),
+                    parquet_path_to_id_mapping(schema))
+            self._plans = {key: plan}
+        return plan
 
     def _summary(self, files: Sequence[StagedFile], summary: Mapping[str, str]) -> dict[str, str]:
         props = {str(k): str(v) for k, v in summary.items()}
@@ -487,13 +512,10 @@ def _find_commit(table: Any, commit_id: str) -> Any:
     return None
 
 
-def _data_file(table: Any, f: StagedFile) -> Any:
-    """The manifest entry for a finished Parquet file: statistics and partition from its footer."""
-    from pyiceberg.io.pyarrow import (
-        compute_statistics_plan,
-        data_file_statistics_from_parquet_metadata,
-        parquet_path_to_id_mapping,
-    )
+def _data_file(table: Any, f: StagedFile, plan: tuple[Any, Any]) -> Any:
+    """The manifest entry for a finished Parquet file: statistics and partition from its footer
+    (``plan``: the table's statistics plan and column mapping, see ``_statistics_plan``)."""
+    from pyiceberg.io.pyarrow import data_file_statistics_from_parquet_metadata
     from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
 
     from .schema import CommitRefused
@@ -502,10 +524,7 @@ def _data_file(table: Any, f: StagedFile) -> Any:
     schema = metadata.schema()
     try:
         stats = data_file_statistics_from_parquet_metadata(
-            parquet_metadata=f.metadata,
-            stats_columns=compute_statistics_plan(schema, metadata.properties),
-            parquet_column_mapping=parquet_path_to_id_mapping(schema),
-        )
+            parquet_metadata=f.metadata, stats_columns=plan[0], parquet_column_mapping=plan[1])
         partition = stats.partition(metadata.spec(), schema)
     except (KeyError, ValueError) as exc:
         raise CommitRefused(f"cannot add {f.path} to {'.'.join(table.name())}: {exc}") from None
