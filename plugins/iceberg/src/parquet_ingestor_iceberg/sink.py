@@ -72,6 +72,7 @@ class IcebergSink:
         self._unsure: set[str] = set()  # commit ids whose last try failed (may have landed)
         self._fits: dict[tuple[Any, ...], bool] = {}  # (table, schema id, file schema): fits
         self._plans: dict[tuple[Any, ...], tuple[Any, Any]] = {}  # statistics plans by schema
+        self._kept: Any = None  # the table as our last commit left it (under _commit_lock)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -104,6 +105,7 @@ class IcebergSink:
             writer.abort()
         with self._lock:
             catalog, self._catalog = self._catalog, None
+        self._kept = None
         self._restore_log_level()
         self._restore_log_level = _nothing
         engine = getattr(catalog, "engine", None)
@@ -203,6 +205,16 @@ class IcebergSink:
         except (NoSuchTableError, NoSuchNamespaceError):
             return None
 
+    def _current(self) -> Any:
+        """The table as the catalog has it now, for a commit (under ``_commit_lock``): the one
+        our last commit left when the catalog still points at its metadata file (asked with
+        one query; reading and parsing the metadata file again was a quarter of a commit),
+        else freshly loaded."""
+        kept, self._kept = self._kept, None
+        if kept is not None and _metadata_location(self._catalog, kept) == kept.metadata_location:
+            return kept
+        return self._load()
+
     def _create(self, file_schema: Any) -> Any:
         """Create the table (and namespace) from a data file's schema; another writer may win."""
         from pyiceberg.catalog import Catalog
@@ -263,7 +275,7 @@ class IcebergSink:
             started = time.monotonic()  # commit latency: from here (waiting for the lock apart)
             for attempt in range(1, attempts + 1):
                 try:
-                    table = self._load()
+                    table = self._current()
                     if table is None:
                         table = self._create(files[0].metadata.schema.to_arrow_schema())
                     elif attempt > 1 or commit_id in self._unsure:
@@ -286,6 +298,7 @@ class IcebergSink:
                             for entry in entries:
                                 add.append_data_file(entry)
                     self._unsure.discard(commit_id)
+                    self._kept = table
                     snapshot = table.current_snapshot()
                     if snapshot.parent_snapshot_id != (base.snapshot_id if base else None):
                         self._count("iceberg_commit_conflicts")  # rebased on another writer's
@@ -460,7 +473,8 @@ class _SnapshotPerFile:
 def _transaction(table: Any) -> Any:
     """``table.transaction()``, minus a deep copy of the whole table metadata each time the
     transaction reads it (about 15 per fast append, each growing with the snapshot count:
-    most of a commit's CPU). The metadata is a frozen model, so one copy per state is enough."""
+    most of a commit's CPU). The metadata is a frozen model, so one copy per state is enough,
+    and none before anything is staged."""
     global _CachedTransaction
     if _CachedTransaction is None:
         from pyiceberg.table import Transaction
@@ -471,6 +485,8 @@ def _transaction(table: Any) -> Any:
             @property
             def table_metadata(self) -> Any:
                 base, updates = self._table.metadata, len(self._updates)
+                if not updates:  # nothing staged yet: the metadata as loaded (frozen)
+                    return base
                 cached = self._cached
                 if cached is None or cached[0] is not base or cached[1] != updates:
                     cached = (base, updates, super().table_metadata)
@@ -482,6 +498,24 @@ def _transaction(table: Any) -> Any:
 
 
 _CachedTransaction: Any = None
+
+
+def _metadata_location(catalog: Any, table: Any) -> str | None:
+    """Where the SQL catalog says ``table``'s current metadata file is (None: another kind of
+    catalog, or the table is gone)."""
+    from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    if type(catalog) is not SqlCatalog:
+        return None
+    *namespace, name = table.name()
+    with Session(catalog.engine) as session:
+        location = session.scalar(select(IcebergTables.metadata_location).where(
+            IcebergTables.catalog_name == catalog.name,
+            IcebergTables.table_namespace == ".".join(namespace),
+            IcebergTables.table_name == name))
+    return str(location) if location else None
 
 
 def _drop_rewritten(table: Any, snapshot: Any, files: Sequence[StagedFile]) -> None:
