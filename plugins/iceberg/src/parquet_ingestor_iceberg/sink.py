@@ -473,8 +473,8 @@ class _SnapshotPerFile:
 def _transaction(table: Any) -> Any:
     """``table.transaction()``, minus a deep copy of the whole table metadata each time the
     transaction reads it (about 15 per fast append, each growing with the snapshot count:
-    most of a commit's CPU). The metadata is a frozen model, so one copy per state is enough,
-    and none before anything is staged."""
+    most of a commit's CPU). The metadata is a frozen model: none is copied (see ``_staged``),
+    and one is built per staged state."""
     global _CachedTransaction
     if _CachedTransaction is None:
         from pyiceberg.table import Transaction
@@ -489,7 +489,7 @@ def _transaction(table: Any) -> Any:
                     return base
                 cached = self._cached
                 if cached is None or cached[0] is not base or cached[1] != updates:
-                    cached = (base, updates, super().table_metadata)
+                    cached = (base, updates, _staged(base, self._updates))
                     self._cached = cached
                 return cached[2]
 
@@ -498,6 +498,27 @@ def _transaction(table: Any) -> Any:
 
 
 _CachedTransaction: Any = None
+
+
+def _staged(base: Any, updates: tuple[Any, ...]) -> Any:
+    """pyiceberg's ``update_table_metadata(base, updates)`` as ``Transaction.table_metadata``
+    calls it, without its final deep copy of the result: the updates build new frozen models
+    and containers (``model_copy(update=...)``), so nothing shared with ``base`` is changed."""
+    from datetime import datetime
+
+    from pyiceberg.table.update import _apply_table_update, _TableMetadataUpdateContext
+    from pyiceberg.utils.datetime import datetime_to_millis
+
+    context = _TableMetadataUpdateContext()
+    metadata = base
+    for update in updates:
+        metadata = _apply_table_update(update, metadata, context)
+    if context.has_changes() and base.last_updated_ms == metadata.last_updated_ms:
+        metadata = metadata.model_copy(
+            update={"last_updated_ms": datetime_to_millis(datetime.now().astimezone())})
+    metadata.spec().check_compatible(metadata.schema())
+    metadata.sort_order().check_compatible(metadata.schema())
+    return metadata
 
 
 def _metadata_location(catalog: Any, table: Any) -> str | None:
