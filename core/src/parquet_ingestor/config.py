@@ -25,6 +25,7 @@ declared options. Precedence: command line, then environment, then config file, 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import tomllib
@@ -247,6 +248,15 @@ def settings_from(values: Mapping[str, Any]) -> PipelineSettings:
     return PipelineSettings.from_options(values)
 
 
+def _with_sink_defaults(config: RunConfig, sink: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """The pipeline ``values``, with the sink's ``pipeline_defaults`` where the run sets
+    nothing (see :class:`~parquet_ingestor.interfaces.Sink`)."""
+    suggested = getattr(sink, "pipeline_defaults", None)
+    if not isinstance(suggested, Mapping) or not suggested:
+        return values
+    return dataclasses.replace(config, pipeline={**suggested, **config.pipeline}).values()
+
+
 def secret_values(config: RunConfig, registry: Registry) -> list[str]:
     """The values given to secret options of the configured components (to mask in logs)."""
     from .options import secret_values as of
@@ -313,7 +323,7 @@ def build_pipeline(config: RunConfig, registry: Registry) -> Pipeline:
                 spec = registry.get(kind, choice.name)
                 spec.parse(choice.options)  # validate all before creating any
             specs[attr] = spec
-    settings = settings_from(config.values())
+    values = config.values()  # bad pipeline values fail before any component is created
     if (config.encoder is None or not config.encoder.name) and defaults["encoder"] == "jsonl":
         _warn_jsonl_fallback(registry)
     built = {}
@@ -322,6 +332,7 @@ def build_pipeline(config: RunConfig, registry: Registry) -> Pipeline:
             built[attr] = spec.create(chosen[attr].options)  # type: ignore[union-attr]
     from .pipeline import Pipeline  # the run's machinery, imported when a run is built
 
+    settings = settings_from(_with_sink_defaults(config, built["sink"], values))
     return Pipeline(
         source=built["source"], sink=built["sink"], encoder=built["encoder"],
         transformer=built["transformer"], settings=settings,

@@ -239,7 +239,9 @@ class Sink(Protocol):
     Threads: ``open`` and the writers run on the flush workers, concurrently (one writer per
     thread); ``close`` once after the run. Optional: ``start(context)`` (see :class:`Lifecycle`),
     ``begin()`` (see :class:`TransactionalSink`) and ``requirements()`` (see
-    :class:`SinkRequirements`).
+    :class:`SinkRequirements`). Optional attribute ``pipeline_defaults``: pipeline option values
+    (``{"target_file_size": "128MiB"}``) used when the run sets none, e.g. a table sink asking
+    for larger files and so fewer snapshots; ``build_pipeline`` (CLI, TOML) applies them.
     """
 
     def open(self, key: str, content_type: str, metadata: Mapping[str, str]) -> SinkWriter:

@@ -25,6 +25,17 @@ def test_defaults(tmp_path, monkeypatch):
     assert remote.catalog_uri == f"sqlite:///{Path.cwd() / 'catalog.db'}"
 
 
+@pytest.mark.parametrize(("given", "expected"), [({}, 128 << 20), ({"target_file_size": "0"}, 0)])
+def test_the_sink_asks_for_large_files_unless_the_run_says(tmp_path, given, expected):
+    from parquet_ingestor.config import ComponentChoice, RunConfig, build_pipeline
+    from parquet_ingestor.plugins import get_registry
+
+    (tmp_path / "in.jsonl").touch()
+    config = RunConfig(source=ComponentChoice("file", {"path": str(tmp_path / "in.jsonl")}),
+                       sink=ComponentChoice("iceberg", {"table": "a.b"}), pipeline=given)
+    assert build_pipeline(config, get_registry()).settings.target_file_size == expected
+
+
 def test_catalog_passthrough_keeps_pyiceberg_keys():
     sink = IcebergSink(**{"table": "a.b", "catalog.s3.access-key-id": "K", "catalog.uri": "x"})
     assert sink.settings.catalog_properties == {"s3.access-key-id": "K", "uri": "x"}

@@ -182,6 +182,21 @@ def test_commit_conflicts_are_refreshed_and_retried(make_sink):
     assert counts["iceberg_commit_seconds"] > 0
 
 
+def test_a_commit_after_another_writers_starts_from_theirs(make_sink):
+    """The table kept from our last commit is used only while the catalog still points at it."""
+    metrics = Metrics()
+    ours = make_sink(context=RunContext(workers=1, metrics=metrics))
+    theirs = make_sink()
+    for sink, name, start in ((ours, "a", 0), (theirs, "b", 10), (ours, "c", 20), (ours, "d", 30)):
+        tx = sink.begin()
+        write_file(tx, f"{name}.parquet", rows(start, 10))
+        tx.commit({"ingest.commit-id": name})
+    table = ours.table()
+    assert [s.summary["ingest.commit-id"] for s in table.snapshots()] == ["a", "b", "c", "d"]
+    assert by_id(scan_rows(table)) == rows(0, 40)
+    assert metrics.snapshot().get("iceberg_commit_conflicts", 0) == 0  # b seen before committing
+
+
 def test_timestamps_become_timestamptz_microseconds(make_sink):
     sink = make_sink()
     when = dt.datetime(2026, 11, 29, 12, 30, 15, 123456, tzinfo=UTC)

@@ -16,6 +16,8 @@ from parquet_ingestor.errors import ConfigError
 from parquet_ingestor.options import Option
 
 WHERE = "sink 'iceberg'"
+#: the pipeline's --target-file-size unless the run sets one (the sink's pipeline_defaults)
+TARGET_FILE_SIZE = "128MiB"
 TRANSFORMS = ("identity", "year", "month", "day", "hour", "truncate")
 _SPEC_PART = re.compile(r"^\s*([a-z]+)\s*\(\s*(?:(\d+)\s*,\s*)?([^()\s,][^(),]*?)\s*\)\s*$")
 

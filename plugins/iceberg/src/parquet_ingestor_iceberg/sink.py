@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from parquet_ingestor.errors import ConfigError
@@ -22,7 +23,14 @@ from parquet_ingestor.options import parse_options
 
 from .catalog import one_line, open_catalog
 from .files import DataFileWriter, StagedFile, delete_quietly
-from .options import ICEBERG_OPTIONS, WHERE, IcebergSettings, SpecField, settings_from_options
+from .options import (
+    ICEBERG_OPTIONS,
+    TARGET_FILE_SIZE,
+    WHERE,
+    IcebergSettings,
+    SpecField,
+    settings_from_options,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +50,11 @@ class IcebergSink:
     ``IcebergSink(table="demo.events", warehouse="/data/warehouse")``.
     """
 
+    #: files of ~TARGET_FILE_SIZE that outlive a batch unless the run says otherwise
+    #: (``--target-file-size``): a snapshot per 5 MiB batch would make many small files and
+    #: long snapshot histories, and each commit costs CPU that grows with that history
+    pipeline_defaults: Mapping[str, str] = MappingProxyType({"target_file_size": TARGET_FILE_SIZE})
+
     def __init__(self, **options: Any) -> None:
         given = {name: value for name, value in options.items() if value is not None}
         self.settings: IcebergSettings = settings_from_options(
@@ -57,6 +70,9 @@ class IcebergSink:
         self._restore_log_level: Callable[[], None] = _nothing
         self._active: set[DataFileWriter] = set()  # files being written (not finished)
         self._unsure: set[str] = set()  # commit ids whose last try failed (may have landed)
+        self._fits: dict[tuple[Any, ...], bool] = {}  # (table, schema id, file schema): fits
+        self._plans: dict[tuple[Any, ...], tuple[Any, Any]] = {}  # statistics plans by schema
+        self._kept: Any = None  # the table as our last commit left it (under _commit_lock)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -89,6 +105,7 @@ class IcebergSink:
             writer.abort()
         with self._lock:
             catalog, self._catalog = self._catalog, None
+        self._kept = None
         self._restore_log_level()
         self._restore_log_level = _nothing
         engine = getattr(catalog, "engine", None)
@@ -188,6 +205,16 @@ class IcebergSink:
         except (NoSuchTableError, NoSuchNamespaceError):
             return None
 
+    def _current(self) -> Any:
+        """The table as the catalog has it now, for a commit (under ``_commit_lock``): the one
+        our last commit left when the catalog still points at its metadata file (asked with
+        one query; reading and parsing the metadata file again was a quarter of a commit),
+        else freshly loaded."""
+        kept, self._kept = self._kept, None
+        if kept is not None and _metadata_location(self._catalog, kept) == kept.metadata_location:
+            return kept
+        return self._load()
+
     def _create(self, file_schema: Any) -> Any:
         """Create the table (and namespace) from a data file's schema; another writer may win."""
         from pyiceberg.catalog import Catalog
@@ -248,7 +275,7 @@ class IcebergSink:
             started = time.monotonic()  # commit latency: from here (waiting for the lock apart)
             for attempt in range(1, attempts + 1):
                 try:
-                    table = self._load()
+                    table = self._current()
                     if table is None:
                         table = self._create(files[0].metadata.schema.to_arrow_schema())
                     elif attempt > 1 or commit_id in self._unsure:
@@ -260,7 +287,8 @@ class IcebergSink:
                             _drop_rewritten(table, found, files)
                             return self._committed(found, files, rows, started, queued)
                     table = self._fit_schema(table, files)
-                    entries = [_data_file(table, f) for f in files]  # CommitRefused
+                    plan = self._statistics_plan(table)
+                    entries = [_data_file(table, f, plan) for f in files]  # CommitRefused
                     base = table.current_snapshot()
                     with _transaction(table) as tx:  # pyiceberg rebases on conflicts itself
                         if table.metadata.name_mapping() is None:
@@ -270,6 +298,7 @@ class IcebergSink:
                             for entry in entries:
                                 add.append_data_file(entry)
                     self._unsure.discard(commit_id)
+                    self._kept = table
                     snapshot = table.current_snapshot()
                     if snapshot.parent_snapshot_id != (base.snapshot_id if base else None):
                         self._count("iceberg_commit_conflicts")  # rebased on another writer's
@@ -300,7 +329,13 @@ class IcebergSink:
         policy = self.settings.schema_policy
         for f in files:
             file_schema = f.metadata.schema.to_arrow_schema()
+            key = (table.metadata.table_uuid, table.metadata.current_schema_id, file_schema)
+            if key in self._fits:  # most files have the schema of the last one
+                continue
             if check_fits(table.schema(), file_schema, policy):
+                if len(self._fits) >= 64:
+                    self._fits.clear()
+                self._fits[key] = True
                 continue
             try:
                 with table.update_schema() as update:
@@ -312,6 +347,22 @@ class IcebergSink:
             log.info("evolved the schema of %s: %s", self.settings.identifier, table.schema(),
                      extra={"event": "iceberg_schema_evolved"})
         return table
+
+    def _statistics_plan(self, table: Any) -> tuple[Any, Any]:
+        """pyiceberg's statistics plan and Parquet column mapping for the table's schema and
+        properties, computed once per schema (each walks the whole schema)."""
+        from pyiceberg.io.pyarrow import compute_statistics_plan, parquet_path_to_id_mapping
+
+        metadata = table.metadata
+        key = (metadata.table_uuid, metadata.current_schema_id,
+               tuple(sorted(metadata.properties.items())))
+        plan = self._plans.get(key)
+        if plan is None:
+            schema = metadata.schema()
+            plan = (compute_statistics_plan(schema, metadata.properties),
+                    parquet_path_to_id_mapping(schema))
+            self._plans = {key: plan}
+        return plan
 
     def _summary(self, files: Sequence[StagedFile], summary: Mapping[str, str]) -> dict[str, str]:
         props = {str(k): str(v) for k, v in summary.items()}
@@ -422,7 +473,8 @@ class _SnapshotPerFile:
 def _transaction(table: Any) -> Any:
     """``table.transaction()``, minus a deep copy of the whole table metadata each time the
     transaction reads it (about 15 per fast append, each growing with the snapshot count:
-    most of a commit's CPU). The metadata is a frozen model, so one copy per state is enough."""
+    most of a commit's CPU). The metadata is a frozen model: none is copied (see ``_staged``),
+    and one is built per staged state."""
     global _CachedTransaction
     if _CachedTransaction is None:
         from pyiceberg.table import Transaction
@@ -433,9 +485,11 @@ def _transaction(table: Any) -> Any:
             @property
             def table_metadata(self) -> Any:
                 base, updates = self._table.metadata, len(self._updates)
+                if not updates:  # nothing staged yet: the metadata as loaded (frozen)
+                    return base
                 cached = self._cached
                 if cached is None or cached[0] is not base or cached[1] != updates:
-                    cached = (base, updates, super().table_metadata)
+                    cached = (base, updates, _staged(base, self._updates))
                     self._cached = cached
                 return cached[2]
 
@@ -444,6 +498,45 @@ def _transaction(table: Any) -> Any:
 
 
 _CachedTransaction: Any = None
+
+
+def _staged(base: Any, updates: tuple[Any, ...]) -> Any:
+    """pyiceberg's ``update_table_metadata(base, updates)`` as ``Transaction.table_metadata``
+    calls it, without its final deep copy of the result: the updates build new frozen models
+    and containers (``model_copy(update=...)``), so nothing shared with ``base`` is changed."""
+    from datetime import datetime
+
+    from pyiceberg.table.update import _apply_table_update, _TableMetadataUpdateContext
+    from pyiceberg.utils.datetime import datetime_to_millis
+
+    context = _TableMetadataUpdateContext()
+    metadata = base
+    for update in updates:
+        metadata = _apply_table_update(update, metadata, context)
+    if context.has_changes() and base.last_updated_ms == metadata.last_updated_ms:
+        metadata = metadata.model_copy(
+            update={"last_updated_ms": datetime_to_millis(datetime.now().astimezone())})
+    metadata.spec().check_compatible(metadata.schema())
+    metadata.sort_order().check_compatible(metadata.schema())
+    return metadata
+
+
+def _metadata_location(catalog: Any, table: Any) -> str | None:
+    """Where the SQL catalog says ``table``'s current metadata file is (None: another kind of
+    catalog, or the table is gone)."""
+    from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    if type(catalog) is not SqlCatalog:
+        return None
+    *namespace, name = table.name()
+    with Session(catalog.engine) as session:
+        location = session.scalar(select(IcebergTables.metadata_location).where(
+            IcebergTables.catalog_name == catalog.name,
+            IcebergTables.table_namespace == ".".join(namespace),
+            IcebergTables.table_name == name))
+    return str(location) if location else None
 
 
 def _drop_rewritten(table: Any, snapshot: Any, files: Sequence[StagedFile]) -> None:
@@ -474,13 +567,10 @@ def _find_commit(table: Any, commit_id: str) -> Any:
     return None
 
 
-def _data_file(table: Any, f: StagedFile) -> Any:
-    """The manifest entry for a finished Parquet file: statistics and partition from its footer."""
-    from pyiceberg.io.pyarrow import (
-        compute_statistics_plan,
-        data_file_statistics_from_parquet_metadata,
-        parquet_path_to_id_mapping,
-    )
+def _data_file(table: Any, f: StagedFile, plan: tuple[Any, Any]) -> Any:
+    """The manifest entry for a finished Parquet file: statistics and partition from its footer
+    (``plan``: the table's statistics plan and column mapping, see ``_statistics_plan``)."""
+    from pyiceberg.io.pyarrow import data_file_statistics_from_parquet_metadata
     from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
 
     from .schema import CommitRefused
@@ -489,10 +579,7 @@ def _data_file(table: Any, f: StagedFile) -> Any:
     schema = metadata.schema()
     try:
         stats = data_file_statistics_from_parquet_metadata(
-            parquet_metadata=f.metadata,
-            stats_columns=compute_statistics_plan(schema, metadata.properties),
-            parquet_column_mapping=parquet_path_to_id_mapping(schema),
-        )
+            parquet_metadata=f.metadata, stats_columns=plan[0], parquet_column_mapping=plan[1])
         partition = stats.partition(metadata.spec(), schema)
     except (KeyError, ValueError) as exc:
         raise CommitRefused(f"cannot add {f.path} to {'.'.join(table.name())}: {exc}") from None
