@@ -8,6 +8,7 @@ written, so finishing a file costs no read back (unless the footer is unusually 
 from __future__ import annotations
 
 import logging
+import os
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ class DataFileWriter:
         if self._done:
             return
         self._stream.close()
+        sync_local(self.path)  # on disk before a snapshot can name it (object stores: at close)
         self._done = True
         self._on_done(self)
         metadata = self._footer()
@@ -93,6 +95,35 @@ class DataFileWriter:
                 return pq.read_metadata(pa.BufferReader(b"PAR1" + tail[-(length + 8):]))
         with self.io.new_input(self.path).open() as stream:
             return pq.read_metadata(stream)
+
+
+def local_path(location: str) -> str | None:
+    """The filesystem path of a local warehouse ``location`` (None for object stores)."""
+    if location.startswith("file://"):
+        return location[len("file://"):]
+    return location if location.startswith("/") else None
+
+
+def sync_local(*locations: str | None) -> None:
+    """fsync local files and their folders, as the file sink does before it acks: a snapshot
+    must not name a data file (or metadata) that a power cut could still lose."""
+    folders: set[str] = set()
+    for location in locations:
+        path = local_path(location) if location else None
+        if path is None:
+            continue
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        folders.add(os.path.dirname(path))
+    for folder in folders:
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def delete_quietly(io: Any, path: str) -> None:

@@ -22,7 +22,7 @@ from parquet_ingestor.interfaces import SinkRequirements
 from parquet_ingestor.options import parse_options
 
 from .catalog import one_line, open_catalog
-from .files import DataFileWriter, StagedFile, delete_quietly
+from .files import DataFileWriter, StagedFile, delete_quietly, sync_local
 from .options import (
     ICEBERG_OPTIONS,
     TARGET_FILE_SIZE,
@@ -300,6 +300,8 @@ class IcebergSink:
                     self._unsure.discard(commit_id)
                     self._kept = table
                     snapshot = table.current_snapshot()
+                    # local warehouse: what the catalog now points at is on disk before acks
+                    sync_local(table.metadata_location, snapshot.manifest_list)
                     if snapshot.parent_snapshot_id != (base.snapshot_id if base else None):
                         self._count("iceberg_commit_conflicts")  # rebased on another writer's
                     return self._committed(snapshot, files, rows, started, queued)
