@@ -12,6 +12,15 @@ file (where each block of lines began is remembered), so lines waiting in open f
 input bytes; after that it is counted in :attr:`FileSource.failed` and the run
 reports it. The source is exhausted only when no nacked line waits either.
 
+In a pipeline whose transformer reads blocks (``RunContext.multi_record``: the ``json``
+transformer without ``add_attributes``, ``--batch-max-records`` off) a file is handed over as
+one message per block of whole lines (``Message.records`` lines, about 1 MiB, a quarter of
+``--batch-max-bytes`` at most): no bytes object and no Message per line on the hot path. A
+block whose line is rejected, or that is nacked, is split into its lines (:meth:`split`), which
+are then settled one by one, as if they had been read line by line. Blocks holding a CR or a
+byte order mark, and blocks of one line, are read line by line. Counts (received, acked) count
+a block's lines.
+
 Stdin (``path=-``) is read by a background thread, so ``receive`` honours its timeout on a pipe
 that stays open: batches age out, signals drain and ``--exit-when-idle`` works without EOF. What
 it reads ahead is bounded in bytes (``read_ahead``), not lines.
@@ -49,6 +58,7 @@ from ..urls import ReadFailed, UrlStore, is_url, local_path
 
 log = logging.getLogger(__name__)
 _BLOCK = 1 << 20  # bytes read at a time (then completed to a whole line)
+_SMALLEST_BLOCK = 1 << 12  # bytes: blocks of lines are at least this big
 _CHUNK = 1 << 16  # bytes of stdin read at a time
 _POLL = 0.1  # seconds the stdin reader waits for input before checking for a stop
 _BODY = attrgetter("body")
@@ -94,6 +104,8 @@ class FileSource(BaseSource):
         # per file label: (line number before the block, byte offset, byte length) of each
         # block read, so a line whose body was dropped can be read again
         self._blocks: dict[str, list[tuple[int, int, int]]] = {}
+        self._block_bytes = _BLOCK  # bytes read at a time
+        self._multi = False  # hand over blocks of lines (RunContext.multi_record)
 
     @property
     def settles_without_body(self) -> bool:
@@ -133,7 +145,25 @@ class FileSource(BaseSource):
                 handle = self._open(name)
                 self._open_file = handle
                 read = handle.read  # fills whole blocks (read1 stops at the 8 KiB buffer)
-                while block := read(_BLOCK):
+                size, multi = self._block_bytes, self._multi
+                while block := read(size):
+                    if multi and b"\r" not in block:
+                        tail = handle.readline() if block[-1:] != b"\n" else b""
+                        block += tail  # the last line finished
+                        text = block[:-1] if block[-1:] == b"\n" else block
+                        count = text.count(b"\n") + 1
+                        if count > 1 and b"\r" not in tail and not _bom_at_line_start(text):
+                            span = None
+                            if blocks is not None:
+                                end = handle.tell()
+                                blocks.append((number, offset, end - offset))
+                                span = (offset, end - offset)
+                                offset = end
+                            number += count
+                            self._position = (label, number)
+                            yield [_Block(label, number - count, count, text, span)]
+                            continue
+                        # else line by line below (a BOM, one line), as is a block with a CR
                     lines = block.split(b"\n")
                     if lines[-1]:
                         lines[-1] += handle.readline().rstrip(b"\n")  # finish the last line
@@ -170,9 +200,14 @@ class FileSource(BaseSource):
         return gzip.open(name, "rb") if name.endswith(".gz") else open(name, "rb")  # type: ignore[return-value]  # noqa: SIM115
 
     def start(self, context: RunContext) -> None:
-        """A run's ``--max-deliveries`` bounds how often a nacked line comes again."""
+        """A run's ``--max-deliveries`` bounds how often a nacked line comes again; files are
+        handed over in blocks of lines when the run allows it (``multi_record``), each a
+        quarter of a batch at most."""
         if context.max_deliveries is not None:
             self.max_deliveries = context.max_deliveries
+        self._multi = context.multi_record is True and self.path != "-"
+        if self._multi and context.batch is not None:
+            self._block_bytes = max(_SMALLEST_BLOCK, min(_BLOCK, context.batch.max_bytes // 4))
 
     def receive(self, max_messages: int, timeout: float) -> Sequence[Message]:
         again = self._held.due(max_messages)  # nacked lines whose delay has passed (leased)
@@ -218,6 +253,8 @@ class FileSource(BaseSource):
             self._cursor += len(taken)
             want -= len(taken)
             out += taken
+            if taken[-1].records > 1:
+                break  # a block per receive: what one receive holds stays bounded in bytes
         return out
 
     def stop_reading(self) -> None:
@@ -278,9 +315,25 @@ class FileSource(BaseSource):
     def ack(self, messages: Sequence[Message]) -> None:
         self._held.settle(messages)
 
+    def split(self, message: Message) -> list[Message]:
+        """A block's lines, one message each (blank lines skipped; ids ``label:line
+        number``); they replace the block: each is acked or nacked on its own. Another
+        message comes back as it is. Called from the flush workers."""
+        if not isinstance(message, _Block):
+            return [message]
+        if not message.body:
+            self._restore_bodies([message])
+        lines = message.lines()
+        self._held.forget([message])
+        self._held.lease(lines, count=False)
+        return lines
+
     def nack(self, messages: Sequence[Message], delay: float | None = None) -> None:
         """Lines come back after ``delay`` seconds (None: at once), unless delivered
-        ``max_deliveries`` times already: those failed."""
+        ``max_deliveries`` times already: those failed. A block comes back line by line
+        (:meth:`split`), so a line that fails again and again is isolated."""
+        if any(isinstance(m, _Block) for m in messages):
+            messages = [line for m in messages for line in self.split(m)]
         self._restore_bodies(messages)
         limit = self.max_deliveries
         failed = [m for m in messages if (m.deliveries or 1) >= limit]
@@ -312,6 +365,7 @@ class FileSource(BaseSource):
         given_back = set(waiting)
         held = [m for m in self._held.release() if m not in given_back]
         self._restore_bodies(held)
+        held = [line for m in held for line in (m.lines() if isinstance(m, _Block) else (m,))]
         self._stopping.set()
         self._nacked.set()
         unwritten: list[Message] = [*self.failed, *sorted(held, key=_line_order)]
@@ -337,7 +391,9 @@ class FileSource(BaseSource):
         per block of lines that holds any of them."""
         wanted: dict[tuple[str, int], list[Message]] = {}
         for message in messages:
-            if not message.body:
+            if not message.body and isinstance(message, _Block):
+                message.restore()
+            elif not message.body:
                 label, _, number = message.id.rpartition(":")
                 blocks = self._blocks.get(label)
                 if blocks and number.isdigit():
@@ -502,6 +558,55 @@ class _Line(Message):
     @id.setter
     def id(self, value: str) -> None:
         self._label, self._number = value, None
+
+
+class _Block(Message):
+    """``records`` whole lines of a file (at least two, joined by ``\\n``, no CR, no line
+    break at the end), the first one numbered ``before + 1``: one message for all of them.
+    ``span`` is where the lines are in the file's text (offset, bytes), to read them again
+    once the body was dropped (None: a URL, read once). Its id is ``label:first-last``."""
+
+    __slots__ = ("records", "_label", "_before", "_span")
+
+    def __init__(self, label: str, before: int, records: int, body: bytes,
+                 span: tuple[int, int] | None) -> None:
+        self.body = body
+        self.attributes = _NO_ATTRIBUTES
+        self.handle = None
+        self.deliveries = None
+        self.records = records
+        self._label = label
+        self._before = before
+        self._span = span
+
+    @property  # type: ignore[override]
+    def id(self) -> str:
+        return f"{self._label}:{self._before + 1}-{self._before + self.records}"
+
+    @id.setter
+    def id(self, value: str) -> None:
+        raise AttributeError("a block's id names its lines")
+
+    def lines(self) -> list[Message]:
+        """One message per non-blank line (a blank line is rejected by the transformer and
+        has no message, as when read line by line), with this block's delivery count."""
+        lines = _messages(self._label, self._before, self.body.split(b"\n"), False)
+        for line in lines:
+            line.deliveries = self.deliveries
+        return lines
+
+    def restore(self) -> None:
+        """Read the body again from the file (it was dropped while the block waited)."""
+        if self._span is None:
+            return
+        offset, length = self._span
+        try:
+            data = _read_range(self._label, offset, length)
+        except OSError as exc:
+            log.error("could not read lines %d-%d of %s again: %s", self._before + 1,
+                      self._before + self.records, self._label, exc)
+            return
+        self.body = data[:-1] if data[-1:] == b"\n" else data
 
 
 def _messages(label: str, before: int, lines: list[bytes], crlf: bool,
