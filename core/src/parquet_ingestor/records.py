@@ -38,10 +38,11 @@ class RecordList:
 
 
 class TextLines(Sequence[bytes]):
-    """``count`` lines kept joined in ``text`` (``\\n``-separated) until one is asked for: an
-    encoder that parses a whole batch at once reads ``text`` and never splits it (blocks of a
-    file); any other use splits it once, on first access. Not thread-safe (one batch, one
-    worker)."""
+    """``count`` lines kept joined until one is asked for: an encoder that parses a whole batch
+    at once reads ``text`` and never splits it (blocks of a file); any other use splits it
+    once, on first access. ``text`` is framed: ``b"\\n"``, the lines joined by ``b"\\n"``,
+    ``b"\\n"`` (so a decoder can wrap every line with one ``replace`` and a zero-copy slice).
+    Not thread-safe (one batch, one worker)."""
 
     __slots__ = ("text", "_count", "_lines")
 
@@ -56,7 +57,7 @@ class TextLines(Sequence[bytes]):
 
     def split(self) -> list[bytes]:
         if self._lines is None:
-            self._lines = self.text.split(b"\n")
+            self._lines = self.text.split(b"\n")[1:-1]
             if len(self._lines) != self._count:
                 raise ValueError(f"{len(self._lines)} lines in a text of {self._count}")
         return self._lines

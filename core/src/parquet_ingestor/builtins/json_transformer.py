@@ -33,16 +33,17 @@ def load_schema(path: str) -> dict[str, str]:
 
 
 def _blocks_text(bodies: list[bytes], records: int) -> bytes | None:
-    """The lines of ``bodies`` (blocks of lines and single lines) joined by ``\\n``, when they
-    are ``records`` lines without a CR and each body starts with ``{`` (the decoder's wrapping
-    turns any other line into a parse error, rejecting its block); else None."""
+    """The lines of ``bodies`` (blocks of lines and single lines) framed for
+    :class:`TextLines`, when they are ``records`` lines without a CR and each body starts
+    with ``{`` (the decoder's wrapping turns any other line into a parse error, rejecting its
+    block); else None."""
     try:
         if not all(map(bytes.startswith, bodies, repeat(b"{"))):
             return None
-        text = b"\n".join(bodies)
+        text = b"\n".join([b"", *bodies, b""])
     except TypeError:  # a body that is not bytes: the careful path
         return None
-    if b"\r" in text or text.count(b"\n") != records - 1:
+    if b"\r" in text or text.count(b"\n") != records + 1:
         return None
     return text
 

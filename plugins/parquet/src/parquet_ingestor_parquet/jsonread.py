@@ -66,12 +66,14 @@ def parse_lines(
                               unexpected_field_behavior=unexpected_fields if schema else "infer")
     inferring = pj.ParseOptions(newlines_in_values=False) if schema is not None else None
     work_lines: Sequence[bytes] = lines
-    data: bytes | None
+    data: bytes | pa.Buffer | None
     if isinstance(lines, TextLines) and one_line and not lines.is_split and \
             not _long_line(lines.text, min(LONG_LINE, SHORTEST_KEY * max_keys) // 2):
         # lines kept joined (blocks of a file): wrapped in one pass, never split when clean;
-        # every line is short enough for the reader, and its depth shows in the schema
-        data = _HEAD + lines.text.replace(b"\n", _JOIN) + b"}"
+        # every line is short enough for the reader, and its depth shows in the schema.
+        # "\nL1\n...\nLn\n" -> '}\n{"v":L1}\n...{"v":Ln}\n{"v":' -> a slice without its ends
+        framed = lines.text.replace(b"\n", _JOIN)
+        data = pa.py_buffer(framed).slice(2, len(framed) - 2 - len(_JOIN) + 1)
         hostile = []
     else:
         data = _wrap(lines)
@@ -91,12 +93,12 @@ def parse_lines(
 
 
 def _parse_ranges(
-    work_lines: Sequence[bytes], data: bytes | None, hostile: list[tuple[int, str]],
+    work_lines: Sequence[bytes], data: bytes | pa.Buffer | None, hostile: list[tuple[int, str]],
     options: pj.ParseOptions, inferring: pj.ParseOptions | None,
 ) -> ParsedLines:
     """Parse every line but the ``hostile`` ones (rejected with their reasons)."""
     result = ParsedLines()
-    work: list[tuple[int, int, bytes | None]] = []
+    work: list[tuple[int, int, bytes | pa.Buffer | None]] = []
     if hostile:
         result.rejected.extend(hostile)
         lo = 0
@@ -198,7 +200,7 @@ def _one_line(line: bytes) -> bytes:
 
 
 def _parse(
-    data: bytes, expected_rows: int, options: pj.ParseOptions
+    data: bytes | pa.Buffer, expected_rows: int, options: pj.ParseOptions
 ) -> tuple[pa.Table | None, str, int | None]:
     """(table, "", None) on success, else (None, reason, row hint or None)."""
     read_options = pj.ReadOptions(use_threads=True, block_size=len(data) + 64)
