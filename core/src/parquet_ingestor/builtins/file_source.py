@@ -148,11 +148,16 @@ class FileSource(BaseSource):
                 size, multi = self._block_bytes, self._multi
                 while block := read(size):
                     if multi and b"\r" not in block:
-                        tail = handle.readline() if block[-1:] != b"\n" else b""
-                        block += tail  # the last line finished
-                        text = block[:-1] if block[-1:] == b"\n" else block
+                        # the block's lines without the last line break: one copy of it
+                        if block[-1:] == b"\n":
+                            tail, text = b"", block[:-1]
+                        else:  # finish the last line
+                            tail = handle.readline()
+                            text = block + (tail[:-1] if tail[-1:] == b"\n" else tail)
+                        del block  # freed before the next read
                         count = text.count(b"\n") + 1
-                        if count > 1 and b"\r" not in tail and not _bom_at_line_start(text):
+                        bom = _bom_at_line_start(text)
+                        if count > 1 and b"\r" not in tail and not bom:
                             span = None
                             if blocks is not None:
                                 end = handle.tell()
@@ -163,20 +168,22 @@ class FileSource(BaseSource):
                             self._position = (label, number)
                             yield [_Block(label, number - count, count, text, span)]
                             continue
-                        # else line by line below (a BOM, one line), as is a block with a CR
-                    lines = block.split(b"\n")
-                    if lines[-1]:
-                        lines[-1] += handle.readline().rstrip(b"\n")  # finish the last line
+                        # one line, a BOM or a CR: line by line
+                        lines, crlf = text.split(b"\n"), b"\r" in tail
                     else:
-                        lines.pop()  # the block ended with a line break
+                        lines = block.split(b"\n")
+                        if lines[-1]:
+                            lines[-1] += handle.readline().rstrip(b"\n")  # finish the last line
+                        else:
+                            lines.pop()  # the block ended with a line break
+                        crlf, bom = b"\r" in block or b"\r" in lines[-1], _bom_at_line_start(block)
                     if blocks is not None:
                         end = handle.tell()
                         blocks.append((number, offset, end - offset))
                         offset = end
                     number += len(lines)
                     self._position = (label, number)
-                    yield _messages(label, number - len(lines), lines,
-                                    b"\r" in block or b"\r" in lines[-1], _bom_at_line_start(block))
+                    yield _messages(label, number - len(lines), lines, crlf, bom)
             except (ReadFailed, OSError, EOFError, zlib.error) as exc:  # the next file is read
                 self.unread.append(name)
                 where = f"byte {offset} of its text; " if blocks is not None else ""
