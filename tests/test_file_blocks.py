@@ -276,3 +276,61 @@ def test_clean_file_through_blocks_matches_the_input(tmp_path: Path) -> None:
     snap = metrics.snapshot()
     assert snap["received"] == snap["acked"] == 5000
     assert source.unwritten == [] and source.failed == []
+
+
+# ------------------------------------------------------------- the contract, for any source
+
+
+class _BlockSource:
+    """A third-party source of blocks: two blocks of three lines, split on request."""
+
+    def __init__(self) -> None:
+        self.blocks = [_Block3(b'{"id": 1}\n{"id": 2}\n{"id": 3}'),
+                       _Block3(b'{"id": 4}\nnope\n{"id": 6}')]
+        self.multi: bool | None = None
+        self.acked: list[str] = []
+        self.nacked: list[str] = []
+
+    def start(self, context: RunContext) -> None:
+        self.multi = context.multi_record
+
+    def receive(self, max_messages: int, timeout: float) -> list[Message]:
+        out, self.blocks = self.blocks, []
+        return out
+
+    def split(self, message: Message) -> list[Message]:
+        start = int(message.body[7:8])  # the first line's id
+        return [Message(f"line:{start + i}", line)
+                for i, line in enumerate(message.body.split(b"\n"))]
+
+    def ack(self, messages: list[Message]) -> None:
+        self.acked += [m.id for m in messages]
+
+    def nack(self, messages: list[Message], delay: float | None = None) -> None:
+        self.nacked += [m.id for m in messages]
+
+    @property
+    def exhausted(self) -> bool:
+        return not self.blocks
+
+    def close(self) -> None:
+        pass
+
+
+def test_any_source_with_split_gets_its_rejected_lines_back_one_by_one(tmp_path: Path) -> None:
+    from parquet_ingestor.builtins.jsonl_encoder import JsonlEncoder
+
+    source = _BlockSource()
+    pipeline = Pipeline(source, FileSink(str(tmp_path / "out"), fsync=False), JsonlEncoder(),
+                        error_sink=FileSink(str(tmp_path / "err"), fsync=False),
+                        settings=PipelineSettings(workers=1))
+    metrics = pipeline.run()
+    assert source.multi is True
+    written = sorted(json.loads(line)["id"] for f in (tmp_path / "out").rglob("*.jsonl")
+                     for line in f.read_text().splitlines())
+    assert written == [1, 2, 3, 4, 6]
+    assert [(r["message_id"], r["body"]) for r in errors(tmp_path / "err")] == [("line:5", "nope")]
+    # the clean block is acked whole; the other one line by line, the bad line after its write
+    assert sorted(source.acked) == ["b:1-3", "line:4", "line:5", "line:6"]
+    assert source.nacked == []
+    assert metrics.snapshot()["acked"] == 6
