@@ -69,15 +69,33 @@ def test_without_multi_record_lines_come_one_by_one(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("data", [
-    events(300).replace(b"\n", b"\r\n"),  # CRLF: read line by line
+    events(300).replace(b"\n", b"\r\n"),  # CRLF
     BOM + events(300) + BOM + b'{"id": 301}\n',  # a byte order mark opening a line
 ], ids=["crlf", "bom"])
-def test_blocks_with_cr_or_bom_are_read_line_by_line(tmp_path: Path, data: bytes) -> None:
+def test_a_block_split_drops_crs_and_boms_as_lines_do(tmp_path: Path, data: bytes) -> None:
     path = tmp_path / "in.jsonl"
     path.write_bytes(data)
-    got = drain(started(path))
-    assert all(m.records == 1 for m in got)
-    assert [json.loads(m.body)["id"] for m in got] == list(range(1, len(got) + 1))
+    source = started(path)
+    blocks = drain(source)
+    assert all(m.records > 1 for m in blocks)
+    lines = [line for block in blocks for line in source.split(block)]
+    expected = drain(started(path, multi=False))  # read line by line
+    assert [(m.id, m.body) for m in lines] == [(m.id, m.body) for m in expected]
+    assert [json.loads(m.body)["id"] for m in lines] == list(range(1, len(lines) + 1))
+
+
+def test_crlf_and_bom_files_are_written_whole(tmp_path: Path, run_ingest: Any) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(BOM + events(3000, {2000: BOM + b'{"id": 2000, "n": 2000}'}).replace(
+        b"\n", b"\r\n"))
+    out, err = tmp_path / "out", tmp_path / "err"
+    proc = run_ingest("--source", "file", "--source-opt", f"path={path}", "--sink", "file",
+                      "--sink-opt", f"path={out}", "--error-sink", "file", "--error-sink-opt",
+                      f"path={err}", "--batch-max-bytes", "64KiB")
+    assert proc.returncode == 0, proc.stderr
+    assert rows(out) == [{"id": i, "n": i} for i in range(1, 3001)]
+    assert not err.exists() or errors(err) == []
+    assert "stopped (drained): 3000 messages" in proc.stderr
 
 
 def test_split_gives_the_lines_with_their_numbers_and_settles_them(tmp_path: Path) -> None:

@@ -84,10 +84,11 @@ class JsonLines:
 
     ``columns`` maps a column name to one value per row (message attributes the user asked for,
     such as ``_message_id``). ``schema`` is the explicit schema when the user gave one.
-    ``one_line``: the producer checked that no line holds a CR and that lines start with
-    ``{`` (all of them, or with ``lines`` a :class:`TextLines`, the first of each block: the
-    decoder's wrapping makes any other line a parse error), so a decoder need not scan the
-    batch for line breaks again.
+    ``one_line``: the producer checked that no line holds a line break and that lines start
+    with ``{``, so a decoder need not scan the batch for line breaks again. With ``lines`` a
+    :class:`TextLines` of blocks, only the first line of each block was looked at (a decoder
+    that wraps each line makes any other line a parse error, which rejects its block), and a
+    CR may end a line (JSON whitespace).
     """
 
     lines: Sequence[bytes]  # a list, or TextLines (joined, split only when asked)

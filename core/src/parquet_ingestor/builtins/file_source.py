@@ -17,9 +17,9 @@ transformer without ``add_attributes``, ``--batch-max-records`` off) a file is h
 one message per block of whole lines (``Message.records`` lines, about 1 MiB, a quarter of
 ``--batch-max-bytes`` at most): no bytes object and no Message per line on the hot path. A
 block whose line is rejected, or that is nacked, is split into its lines (:meth:`split`), which
-are then settled one by one, as if they had been read line by line. Blocks holding a CR or a
-byte order mark, and blocks of one line, are read line by line. Counts (received, acked) count
-a block's lines.
+are then settled one by one, as if they had been read line by line (a CR ending a line and a
+byte order mark opening one dropped). A block of one line is read line by line. Counts
+(received, acked) count a block's lines.
 
 Stdin (``path=-``) is read by a background thread, so ``receive`` honours its timeout on a pipe
 that stays open: batches age out, signals drain and ``--exit-when-idle`` works without EOF. What
@@ -147,17 +147,16 @@ class FileSource(BaseSource):
                 read = handle.read  # fills whole blocks (read1 stops at the 8 KiB buffer)
                 size, multi = self._block_bytes, self._multi
                 while block := read(size):
-                    if multi and b"\r" not in block:
+                    if multi:
                         # the block's lines without the last line break: one copy of it
                         if block[-1:] == b"\n":
-                            tail, text = b"", block[:-1]
+                            text = block[:-1]
                         else:  # finish the last line
                             tail = handle.readline()
                             text = block + (tail[:-1] if tail[-1:] == b"\n" else tail)
                         del block  # freed before the next read
                         count = text.count(b"\n") + 1
-                        bom = _bom_at_line_start(text)
-                        if count > 1 and b"\r" not in tail and not bom:
+                        if count > 1:  # a CR or a BOM is dealt with if a line is rejected
                             span = None
                             if blocks is not None:
                                 end = handle.tell()
@@ -168,8 +167,8 @@ class FileSource(BaseSource):
                             self._position = (label, number)
                             yield [_Block(label, number - count, count, text, span)]
                             continue
-                        # one line, a BOM or a CR: line by line
-                        lines, crlf = text.split(b"\n"), b"\r" in tail
+                        lines = text.split(b"\n")  # one line
+                        crlf, bom = b"\r" in text, _bom_at_line_start(text)
                     else:
                         lines = block.split(b"\n")
                         if lines[-1]:
@@ -568,8 +567,10 @@ class _Line(Message):
 
 
 class _Block(Message):
-    """``records`` whole lines of a file (at least two, joined by ``\\n``, no CR, no line
-    break at the end), the first one numbered ``before + 1``: one message for all of them.
+    """``records`` whole lines of a file (at least two, joined by ``\\n``, no line break at
+    the end), the first one numbered ``before + 1``: one message for all of them. A CR ending
+    a line is JSON whitespace to the decoder; a byte order mark opening a line makes it fail,
+    and its lines (:meth:`lines`) drop both, as when read line by line.
     ``span`` is where the lines are in the file's text (offset, bytes), to read them again
     once the body was dropped (None: a URL, read once). Its id is ``label:first-last``."""
 
@@ -595,9 +596,12 @@ class _Block(Message):
         raise AttributeError("a block's id names its lines")
 
     def lines(self) -> list[Message]:
-        """One message per non-blank line (a blank line is rejected by the transformer and
-        has no message, as when read line by line), with this block's delivery count."""
-        lines = _messages(self._label, self._before, self.body.split(b"\n"), False)
+        """One message per non-blank line, as when read line by line: a blank line has no
+        message, a CR ending a line and a byte order mark opening one are dropped; with this
+        block's delivery count."""
+        body = self.body
+        lines = _messages(self._label, self._before, body.split(b"\n"), b"\r" in body,
+                          _bom_at_line_start(body))
         for line in lines:
             line.deliveries = self.deliveries
         return lines

@@ -32,18 +32,19 @@ def load_schema(path: str) -> dict[str, str]:
     return data
 
 
-def _blocks_text(bodies: list[bytes], records: int) -> bytes | None:
-    """The lines of ``bodies`` (blocks of lines and single lines) framed for
-    :class:`TextLines`, when they are ``records`` lines without a CR and each body starts
-    with ``{`` (the decoder's wrapping turns any other line into a parse error, rejecting its
-    block); else None."""
+def _blocks_text(bodies: list[bytes], records: int, blocks_only: bool) -> bytes | None:
+    """The lines of ``bodies`` (blocks of lines, and single lines) framed for
+    :class:`TextLines`, when each body starts with ``{`` (the decoder's wrapping turns any
+    other line into a parse error, rejecting its block; a CR is JSON whitespace to it); else
+    None. A batch that holds single messages too is checked for ``records`` lines without a
+    CR (a single message may be a JSON text over several lines); blocks hold their lines."""
     try:
         if not all(map(bytes.startswith, bodies, repeat(b"{"))):
             return None
         text = b"\n".join([b"", *bodies, b""])
     except TypeError:  # a body that is not bytes: the careful path
         return None
-    if b"\r" in text or text.count(b"\n") != records + 1:
+    if not blocks_only and (b"\r" in text or text.count(b"\n") != records + 1):
         return None
     return text
 
@@ -91,7 +92,7 @@ class JsonTransformer:
                     return self._result(messages, bodies, list(range(len(bodies))), [],
                                         one_line=True)
             elif not self.add_attributes:
-                text = _blocks_text(bodies, records)
+                text = _blocks_text(bodies, records, min(map(_RECORDS, messages)) > 1)
                 if text is not None:  # blocks of lines: one text, never split here
                     rows = list(chain.from_iterable(
                         map(repeat, range(len(messages)), map(_RECORDS, messages))))
