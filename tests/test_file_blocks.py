@@ -352,3 +352,27 @@ def test_any_source_with_split_gets_its_rejected_lines_back_one_by_one(tmp_path:
     assert sorted(source.acked) == ["b:1-3", "line:4", "line:5", "line:6"]
     assert source.nacked == []
     assert metrics.snapshot()["acked"] == 6
+
+
+def test_hostile_lines_inside_blocks_are_rejected_alone(tmp_path: Path) -> None:
+    """A line nested 10,000 deep (it crashed the JSON reader) or with too many keys, inside
+    a block of good lines: rejected alone with its reason, the process survives."""
+    from parquet_ingestor_parquet.encoder import ParquetEncoder
+
+    deep = b'{"x":' * 10_000 + b"1" + b"}" * 10_000
+    wide = b"{" + b",".join(b'"k%d":1' % i for i in range(10_001)) + b"}"
+    moderately_deep = b'{"x":' * 100 + b"1" + b"}" * 100  # short: caught from the schema
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(events(600, {100: deep, 300: wide, 500: moderately_deep}))
+    source = FileSource(str(path))
+    pipeline = Pipeline(source, FileSink(str(tmp_path / "out"), fsync=False), ParquetEncoder(),
+                        error_sink=FileSink(str(tmp_path / "err"), fsync=False),
+                        settings=PipelineSettings(batch=BatchLimits(max_bytes=1 << 20),
+                                                  workers=1))
+    pipeline.run()
+    assert rows(tmp_path / "out") == [{"id": i, "n": i} for i in range(1, 601)
+                                      if i not in (100, 300, 500)]
+    reasons = {r["message_id"]: r["reason"] for r in errors(tmp_path / "err")}
+    assert set(reasons) == {f"{path}:100", f"{path}:300", f"{path}:500"}
+    assert "max_depth" in reasons[f"{path}:100"] and "max_depth" in reasons[f"{path}:500"]
+    assert "max_keys" in reasons[f"{path}:300"]
