@@ -376,3 +376,18 @@ def test_hostile_lines_inside_blocks_are_rejected_alone(tmp_path: Path) -> None:
     assert set(reasons) == {f"{path}:100", f"{path}:300", f"{path}:500"}
     assert "max_depth" in reasons[f"{path}:100"] and "max_depth" in reasons[f"{path}:500"]
     assert "max_keys" in reasons[f"{path}:300"]
+
+
+def test_a_line_of_a_split_block_is_read_again_without_its_body(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(events(3000))
+    source = started(path)
+    blocks = drain(source)
+    middle = blocks[len(blocks) // 2]
+    lines = source.split(middle)
+    kept = lines[3].body
+    for line in lines:
+        line.body = b""  # written into an open file, which then failed
+    source.nack(lines[3:4], 0)
+    [again] = source.receive(10, 1.0)
+    assert again.id == lines[3].id and again.body == kept
