@@ -25,11 +25,11 @@ from . import eventtime
 from .batcher import Batch
 from .errors import Aborted, PartialAckError, PartialCommitError
 from .gcpause import gc_paused
-from .interfaces import Frame, Sink, SinkTransaction, SinkWriter, begin
+from .interfaces import Decoded, Frame, Sink, SinkTransaction, SinkWriter, begin
 from .layout import Partition, without
 from .logs import reason_summary
 from .memory import HELD_MESSAGE_BYTES
-from .message import Message, Rejection
+from .message import Message, Rejection, count_records
 from .openfiles import Held, OpenFile, OpenFiles
 from .retry import RetryPolicy
 
@@ -362,19 +362,12 @@ class Committer:
         held: Held | None = None
         failed: set[int] = set()
         try:
-            with gc_paused():
-                transformed = p.transformer.transform(batch)
-                if transformed.rejected:
-                    index = {id(m): i for i, m in enumerate(batch)}
-                    for rejection in transformed.rejected:
-                        rejected.setdefault(index[id(rejection.message)], rejection.reason)
-                decoded = p.encoder.decode(transformed.records)
-                # free the records (maybe 100k dicts) by refcount before the collector is back,
-                # so it never scans or promotes them
-                del transformed
-            for source_index, reason in decoded.rejected:
-                rejected.setdefault(source_index, reason)
-            parts = p.layout.partition(decoded.frame, rejected, now)
+            decoded, parts = self._prepare(batch, rejected, now)
+            lines = self._split(batch, rejected) if rejected else None
+            if lines is not None:  # a block with a rejected line: again, line by line
+                batch = lines
+                rejected.clear()
+                decoded, parts = self._prepare(batch, rejected, now)
             if p.settings.spans_batches:
                 # rows go into the partitions' open files; acks when those files commit
                 held = Held(batch, set(rejected), started - p.settings.batch.max_age,
@@ -422,6 +415,43 @@ class Committer:
         done = [m for i, m in enumerate(batch) if i not in settled] if settled else batch
         result.acked += self.ack(done)
         return self._finish(result, started)
+
+    def _prepare(
+        self, batch: Sequence[Message], rejected: dict[int, str], now: datetime,
+    ) -> tuple[Decoded, list[Partition]]:
+        """Transform, decode and lay out a batch; rejected messages go into ``rejected``."""
+        p = self.pipeline
+        with gc_paused():
+            transformed = p.transformer.transform(batch)
+            if transformed.rejected:
+                index = {id(m): i for i, m in enumerate(batch)}
+                for rejection in transformed.rejected:
+                    rejected.setdefault(index[id(rejection.message)], rejection.reason)
+            decoded = p.encoder.decode(transformed.records)
+            # free the records (maybe 100k dicts) by refcount before the collector is back,
+            # so it never scans or promotes them
+            del transformed
+        for source_index, reason in decoded.rejected:
+            rejected.setdefault(source_index, reason)
+        return decoded, p.layout.partition(decoded.frame, rejected, now)
+
+    def _split(self, batch: Sequence[Message], rejected: Mapping[int, str],
+               ) -> list[Message] | None:
+        """The batch with each rejected block (a message of several lines) replaced by its
+        lines (the source's ``split``), so only the bad lines are rejected; None when no
+        rejected message is a block the source can split."""
+        split = getattr(self.pipeline.source, "split", None)
+        if not callable(split) or all(batch[i].records == 1 for i in rejected):
+            return None
+        out: list[Message] = []
+        for i, message in enumerate(batch):
+            if i in rejected and message.records > 1:
+                out.extend(split(message))
+            else:
+                out.append(message)
+        log.debug("a batch of %d messages holds rejected lines: flushed again as %d",
+                  len(batch), len(out))
+        return out
 
     def _let_bodies_go(self, batch: Sequence[Message], rejected: Mapping[int, str]) -> bool:
         """Drop the bodies of a batch whose rows are decoded and laid out, when the source
@@ -636,7 +666,8 @@ class Committer:
         log.info("wrote %d rejected messages to %s", len(rejections), sink.url(key))
 
     def ack(self, messages: Sequence[Message]) -> int:
-        """Acknowledge with the ack retry policy; returns how many were acked."""
+        """Acknowledge with the ack retry policy; returns how many records were acked (a
+        block counts its lines)."""
         if not messages:
             return 0
         p = self.pipeline
@@ -658,11 +689,11 @@ class Committer:
             p.metrics.incr("ack_failures", len(pending))
             log.error("could not acknowledge %d messages (they will be delivered again, "
                       "possible duplicates): %s", len(pending), exc)
-            acked = len(messages) - len(pending)
+            acked = count_records(messages) - count_records(pending)
             # stop holding them: a source that keeps leases alive would hide them forever
             self.release(pending)
         else:
-            acked = len(messages)
+            acked = count_records(messages)
         p.metrics.incr("acked", acked)
         p.metrics.progress()
         return acked
@@ -677,8 +708,9 @@ class Committer:
         except Exception as exc:  # noqa: BLE001 - they come back when their lease lapses anyway
             log.warning("nack of %d messages failed (they return when their lease lapses): %s",
                         len(messages), exc)
-        p.metrics.incr("nacked", len(messages))
-        return len(messages)
+        count = count_records(messages)
+        p.metrics.incr("nacked", count)
+        return count
 
 
 _BODY = attrgetter("body")

@@ -65,6 +65,17 @@ class Source(Protocol):
     deliver again: an ``--exit-when-idle`` run that ends with some exits 1; ``pollers``
     (int) for a source that receives on pollers of its own (SQS): the ``pollers`` gauge.
 
+    Blocks of lines: when ``RunContext.multi_record`` is True a source may hand over one
+    message per block of N whole lines (``records = N``; the body is the lines joined by
+    ``\n``), so a fast reader parses the block without a bytes object and a Message per line.
+    Such a source must offer ``split(message) -> Sequence[Message]``: one message per
+    non-blank line, with the line's own id and body, which replace the block in the source's
+    bookkeeping (each is then acked, nacked or rejected on its own; the block itself is never
+    settled). The pipeline calls it (on a flush worker) when any line of a block is
+    rejected, and flushes the batch again with the block's lines, so errors stay per line; a
+    source should also split a block that is nacked, so a poison line cannot keep its
+    neighbours from being written.
+
     Pollers on auto: a source with background poll threads opts in to the autoscaler with
     ``pollers`` (int, how many poll now), ``poller_bounds`` (``(fewest, most)`` while they are
     on auto, e.g. its ``pollers=auto`` option; None otherwise) and ``resize_pollers(n)``
@@ -118,6 +129,11 @@ class TransformResult:
 @runtime_checkable
 class Transformer(Protocol):
     """Turns a batch of messages into records, rejecting the ones it cannot read.
+
+    Optional ``multi_record`` (bool): True when ``transform`` reads a message with
+    ``records = N > 1`` as N records, one per line of its body (blocks; see :class:`Source`).
+    It may then reject such a message as a whole when a line is bad: the pipeline splits it
+    into its lines and transforms the batch again, so each line is settled on its own.
 
     Threads: ``transform`` runs on the flush workers, concurrently. Optional ``start(context)``
     and ``close()`` (see :class:`Lifecycle`) bracket the run.
@@ -211,7 +227,10 @@ class Encoder(Protocol):
     content_type: str  # "application/vnd.apache.parquet"
 
     def decode(self, records: Any) -> Decoded:
-        """Decode a transformer's records into a frame (may reject some messages)."""
+        """Decode a transformer's records into a frame (may reject some messages).
+
+        A row of a block (a message of several records) that cannot be decoded rejects the
+        block's index; the pipeline then decodes the block's lines one by one."""
         ...
 
     def open(self, stream: BinaryIO, frame: Frame) -> FrameWriter:
@@ -413,6 +432,10 @@ class RunContext:
     #: the pipeline's settings (partition_by, key_template...): a table sink derives its
     #: partitioning from how the pipeline splits files
     settings: Any = None  # parquet_ingestor.pipeline.PipelineSettings
+    #: the source may hand over blocks: messages of several records (``Message.records``,
+    #: one per line). True when the transformer reads them (its ``multi_record``) and
+    #: ``--batch-max-records`` is off (it counts messages, and a block is one)
+    multi_record: bool = False
 
     @property
     def batches_held(self) -> int:

@@ -35,7 +35,7 @@ class Metric:
 
 #: The declaration of every metric the core counts (components may count their own counters).
 METRICS: tuple[Metric, ...] = (
-    Metric("received", "counter", "messages received from the source"),
+    Metric("received", "counter", "messages received from the source (a block counts its lines)"),
     Metric("received_bytes", "counter", "bytes of message bodies received", "By"),
     Metric("redelivered", "counter",
            "deliveries of rejected messages given back earlier (part of received)"),
@@ -44,8 +44,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("bytes_written", "counter", "bytes of files written", "By"),
     Metric("files_written", "counter", "files committed to the sink"),
     Metric("messages_written", "counter", "messages whose records were written"),
-    Metric("acked", "counter", "messages acknowledged"),
-    Metric("nacked", "counter", "messages given back to the source"),
+    Metric("acked", "counter", "messages acknowledged (a block counts its lines)"),
+    Metric("nacked", "counter", "messages given back to the source (a block counts its lines)"),
     Metric("write_retries", "counter", "file writes retried"),
     Metric("write_failures", "counter",
            "files that failed after all retries (or batches before any file)"),

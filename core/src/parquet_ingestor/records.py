@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from . import jsoncodec
 from .errors import ConfigError
@@ -37,17 +37,61 @@ class RecordList:
         return len(self.rows)
 
 
+class TextLines(Sequence[bytes]):
+    """``count`` lines kept joined until one is asked for: an encoder that parses a whole batch
+    at once reads ``text`` and never splits it (blocks of a file); any other use splits it
+    once, on first access. ``text`` is framed: ``b"\\n"``, the lines joined by ``b"\\n"``,
+    ``b"\\n"`` (so a decoder can wrap every line with one ``replace`` and a zero-copy slice).
+    Not thread-safe (one batch, one worker)."""
+
+    __slots__ = ("text", "_count", "_lines")
+
+    def __init__(self, text: bytes, count: int) -> None:
+        self.text = text
+        self._count = count
+        self._lines: list[bytes] | None = None
+
+    @property
+    def is_split(self) -> bool:
+        return self._lines is not None
+
+    def split(self) -> list[bytes]:
+        if self._lines is None:
+            self._lines = self.text.split(b"\n")[1:-1]
+            if len(self._lines) != self._count:
+                raise ValueError(f"{len(self._lines)} lines in a text of {self._count}")
+        return self._lines
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[bytes]: ...
+
+    def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
+        return self.split()[index]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.split())
+
+
 @dataclass
 class JsonLines:
     """Undecoded JSON object texts, one per row, plus columns to add to every row.
 
     ``columns`` maps a column name to one value per row (message attributes the user asked for,
     such as ``_message_id``). ``schema`` is the explicit schema when the user gave one.
-    ``one_line``: the producer checked that every line starts with ``{`` and holds no CR or
-    LF, so a decoder need not scan the batch for line breaks again.
+    ``one_line``: the producer checked that no line holds a line break and that lines start
+    with ``{``, so a decoder need not scan the batch for line breaks again. With ``lines`` a
+    :class:`TextLines` of blocks, only the first line of each block was looked at (a decoder
+    that wraps each line makes any other line a parse error, which rejects its block), and a
+    CR may end a line (JSON whitespace).
     """
 
-    lines: list[bytes]
+    lines: Sequence[bytes]  # a list, or TextLines (joined, split only when asked)
     sources: list[int]
     columns: dict[str, list[Any]] = field(default_factory=dict)
     schema: SchemaSpec | None = None

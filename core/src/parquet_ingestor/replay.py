@@ -13,6 +13,7 @@ a ``FILE.replayed`` marker naming where they went; files with a marker are skipp
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import logging
@@ -70,8 +71,9 @@ class ReplaySource(BaseSource):
                         self.skipped[0])
 
     def start(self, context: RunContext) -> None:
-        for inner in self._inners:
-            inner.start(context)
+        lines = dataclasses.replace(context, multi_record=False)  # a record file's lines are
+        for inner in self._inners:  # error records, each turned into its own message
+            inner.start(lines)
         if context.sink is not None and "sink" not in self.destinations:
             self.destinations["sink"] = context.sink.url("")
 

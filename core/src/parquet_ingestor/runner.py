@@ -32,7 +32,7 @@ from .errors import Aborted, ConfigError
 from .interfaces import Encoder, RunContext, Sink, SinkRequirements, Source, Transformer
 from .layout import Layout
 from .memory import BATCH_FACTOR, MemoryLimit, default_limit
-from .message import Message
+from .message import Message, count_records
 from .metrics import Metrics
 from .openfiles import OpenFile
 from .plugins import call_each
@@ -324,7 +324,9 @@ class Pipeline:
         return RunContext(workers=self.settings.worker_bounds[1], metrics=self.metrics,
                           batch=self.settings.batch, max_deliveries=self.settings.max_deliveries,
                           sink=self.sink, event_time_field=self.settings.event_time_field,
-                          settings=self.settings)
+                          settings=self.settings,
+                          multi_record=(getattr(self.transformer, "multi_record", False) is True
+                                        and not self.settings.batch.max_records))
 
     @property
     def poisoned(self) -> int:
@@ -432,7 +434,7 @@ class Pipeline:
                     idle_since = now
                 sizes = list(map(len, map(_BODY, messages)))
                 size = sum(sizes)
-                self.metrics.incr("received", len(messages))
+                self.metrics.incr("received", count_records(messages))  # lines of blocks
                 if self.poison:
                     self.metrics.incr("redelivered", self.poison.redeliveries(messages))
                 self.metrics.incr("received_bytes", size)

@@ -10,16 +10,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from itertools import repeat
+from itertools import chain, repeat
 from operator import attrgetter
 from typing import Any
 
 from ..errors import ConfigError
 from ..interfaces import TransformResult
-from ..message import Message, Rejection
-from ..records import JsonLines, SchemaSpec, read_schema_file
+from ..message import Message, Rejection, count_records
+from ..records import JsonLines, SchemaSpec, TextLines, read_schema_file
 
 _BODY = attrgetter("body")
+_RECORDS = attrgetter("records")
 
 
 def load_schema(path: str) -> dict[str, str]:
@@ -29,6 +30,23 @@ def load_schema(path: str) -> dict[str, str]:
     if not all(isinstance(v, str) for v in data.values()):
         raise ConfigError(f"{where}: every type must be a name, e.g. {{\"user_id\": \"int64\"}}")
     return data
+
+
+def _blocks_text(bodies: list[bytes], records: int, blocks_only: bool) -> bytes | None:
+    """The lines of ``bodies`` (blocks of lines, and single lines) framed for
+    :class:`TextLines`, when each body starts with ``{`` (the decoder's wrapping turns any
+    other line into a parse error, rejecting its block; a CR is JSON whitespace to it); else
+    None. A batch that holds single messages too is checked for ``records`` lines without a
+    CR (a single message may be a JSON text over several lines); blocks hold their lines."""
+    try:
+        if not all(map(bytes.startswith, bodies, repeat(b"{"))):
+            return None
+        text = b"\n".join([b"", *bodies, b""])
+    except TypeError:  # a body that is not bytes: the careful path
+        return None
+    if not blocks_only and (b"\r" in text or text.count(b"\n") != records + 1):
+        return None
+    return text
 
 
 def _all_one_line_objects(bodies: list[bytes]) -> bool:
@@ -43,7 +61,8 @@ def _all_one_line_objects(bodies: list[bytes]) -> bool:
 
 
 class JsonTransformer:
-    """Body -> one JSON object (or several with ``lines=True``)."""
+    """Body -> one JSON object (or several with ``lines=True``). A message of several records
+    (a block of lines, ``Message.records``) is read as that many JSON lines."""
 
     def __init__(
         self, schema: str | None = None, lines: bool = False,
@@ -58,19 +77,34 @@ class JsonTransformer:
             self.add_attributes.append((name.strip(), column.strip() or f"_{name.strip()}"))
         self._collision: re.Pattern[bytes] | None = None
 
+    @property
+    def multi_record(self) -> bool:
+        """Blocks of lines are read without a split (not with ``add_attributes``, whose
+        columns are per message: a block's lines need their own ids)."""
+        return not self.add_attributes
+
     def transform(self, messages: Sequence[Message]) -> TransformResult:
         if not self.lines and messages:
             bodies = list(map(_BODY, messages))
-            if _all_one_line_objects(bodies):
-                return self._result(messages, bodies, list(range(len(bodies))), [],
-                                    one_line=True)
+            records = count_records(messages)
+            if records == len(messages):
+                if _all_one_line_objects(bodies):
+                    return self._result(messages, bodies, list(range(len(bodies))), [],
+                                        one_line=True)
+            elif not self.add_attributes:
+                text = _blocks_text(bodies, records, min(map(_RECORDS, messages)) > 1)
+                if text is not None:  # blocks of lines: one text, never split here
+                    rows = list(chain.from_iterable(
+                        map(repeat, range(len(messages)), map(_RECORDS, messages))))
+                    return TransformResult(JsonLines(TextLines(text, records), rows, {},
+                                                     self.schema, True))
         lines: list[bytes] = []
         sources: list[int] = []
         rejected: list[Rejection] = []
         append_line, append_source = lines.append, sources.append
         for index, message in enumerate(messages):
             body = message.body
-            if self.lines:
+            if self.lines or message.records > 1:  # JSON lines, or a block of lines
                 before = len(lines)
                 for line in body.splitlines():
                     if line.strip():

@@ -17,8 +17,15 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
+from parquet_ingestor.records import TextLines
 
-from .limits import DEFAULT_MAX_DEPTH, DEFAULT_MAX_KEYS, check_lines, schema_depth
+from .limits import (
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_KEYS,
+    SHORTEST_KEY,
+    check_lines,
+    schema_depth,
+)
 
 MAX_BLOCK = 1 << 30  # read_json's block_size is an int32; bigger ranges are split first
 _ROW_HINT = re.compile(r" in row (\d+)\s*$")
@@ -59,12 +66,23 @@ def parse_lines(
                               unexpected_field_behavior=unexpected_fields if schema else "infer")
     inferring = pj.ParseOptions(newlines_in_values=False) if schema is not None else None
     work_lines: Sequence[bytes] = lines
-    data: bytes | None = _wrap(lines)
-    if not one_line and (data.count(b"\n") != len(lines) - 1 or b"\r" in data):
-        # A line break inside a JSON text is only legal between tokens, where a space is the same.
-        work_lines = [_one_line(line) for line in lines]
-        data = None
-    hostile = check_lines(work_lines, max_depth, max_keys)
+    data: bytes | pa.Buffer | None
+    if isinstance(lines, TextLines) and one_line and not lines.is_split and \
+            not _long_line(lines.text, min(LONG_LINE, SHORTEST_KEY * max_keys) // 2):
+        # lines kept joined (blocks of a file): wrapped in one pass, never split when clean;
+        # every line is short enough for the reader, and its depth shows in the schema.
+        # "\nL1\n...\nLn\n" -> '}\n{"v":L1}\n...{"v":Ln}\n{"v":' -> a slice without its ends
+        framed = lines.text.replace(b"\n", _JOIN)
+        data = pa.py_buffer(framed).slice(2, len(framed) - 2 - len(_JOIN) + 1)
+        hostile = []
+    else:
+        data = _wrap(lines)
+        if not one_line and (data.count(b"\n") != len(lines) - 1 or b"\r" in data):
+            # A line break inside a JSON text is only legal between tokens, where a space is
+            # the same.
+            work_lines = [_one_line(line) for line in lines]
+            data = None
+        hostile = check_lines(work_lines, max_depth, max_keys)
     result = _parse_ranges(work_lines, data, hostile, options, inferring)
     if any(schema_depth(t.schema) > max_depth for t in result.tables):
         deep = check_lines(work_lines, max_depth, max_keys, every=True)
@@ -75,12 +93,12 @@ def parse_lines(
 
 
 def _parse_ranges(
-    work_lines: Sequence[bytes], data: bytes | None, hostile: list[tuple[int, str]],
+    work_lines: Sequence[bytes], data: bytes | pa.Buffer | None, hostile: list[tuple[int, str]],
     options: pj.ParseOptions, inferring: pj.ParseOptions | None,
 ) -> ParsedLines:
     """Parse every line but the ``hostile`` ones (rejected with their reasons)."""
     result = ParsedLines()
-    work: list[tuple[int, int, bytes | None]] = []
+    work: list[tuple[int, int, bytes | pa.Buffer | None]] = []
     if hostile:
         result.rejected.extend(hostile)
         lo = 0
@@ -124,6 +142,18 @@ def _parse_ranges(
 
 
 _HEAD = b'{"' + WRAP.encode() + b'":'
+#: bytes: the JSON reader parses a line this long whatever its nesting (4,000 levels parse;
+#: 8,000 crash the process), and it holds at most LONG_LINE / SHORTEST_KEY keys
+LONG_LINE = 4096
+
+
+def _long_line(text: bytes, window: int) -> bool:
+    """True when a line of ``text`` may be ``2 * window`` bytes or longer: some aligned
+    window of ``window`` bytes holds no line break (any line that long covers one). A
+    memchr per window, not a pass per line; a false alarm only costs the careful path."""
+    find = text.find
+    return any(find(b"\n", start, start + window) < 0
+               for start in range(0, len(text) - window + 1, window))
 
 
 def _wrap(lines: Sequence[bytes]) -> bytes:
@@ -170,7 +200,7 @@ def _one_line(line: bytes) -> bytes:
 
 
 def _parse(
-    data: bytes, expected_rows: int, options: pj.ParseOptions
+    data: bytes | pa.Buffer, expected_rows: int, options: pj.ParseOptions
 ) -> tuple[pa.Table | None, str, int | None]:
     """(table, "", None) on success, else (None, reason, row hint or None)."""
     read_options = pj.ReadOptions(use_threads=True, block_size=len(data) + 64)
