@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from base64 import b64encode
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import attrgetter
@@ -167,6 +167,16 @@ class PendingFile:
     failures: int = 0
     error: BaseException | None = None
     started: float = 0.0
+    batch: Sequence[Message] = ()  # what ``messages`` index into (to count a block's lines)
+
+    @property
+    def message_count(self) -> int:
+        """Messages with rows in this file, a block counting its lines (as ``received``)."""
+        return _message_count(self.batch, self.messages)
+
+
+def _message_count(batch: Sequence[Message], indices: Iterable[int]) -> int:
+    return count_records(batch[i] for i in indices) if batch else len(list(indices))
 
 
 @dataclass
@@ -283,11 +293,12 @@ def _summary(commit_id: str, files: Sequence[PendingFile]) -> dict[str, str]:
     messages: set[int] = set()
     for file in files:
         messages.update(file.messages)
+    batch = files[0].batch if files else ()
     return {
         "ingest.commit-id": commit_id,
         "ingest.files": str(len(files)),
         "ingest.records": str(sum(file.rows for file in files)),
-        "ingest.messages": str(len(messages)),
+        "ingest.messages": str(_message_count(batch, messages)),
         "ingest.writer": writer_version(),
     }
 
@@ -365,6 +376,9 @@ class Committer:
             decoded, parts = self._prepare(batch, rejected, now)
             lines = self._split(batch, rejected) if rejected else None
             if lines is not None:  # a block with a rejected line: again, line by line
+                # blank lines have no message once split: they were received, count them
+                # settled so that received = acked + nacked (+ held) still adds up
+                p.metrics.incr("acked", count_records(batch) - count_records(lines))
                 batch = lines
                 rejected.clear()
                 decoded, parts = self._prepare(batch, rejected, now)
@@ -383,7 +397,7 @@ class Committer:
                 for part in parts:
                     frame = without(part.frame, rejected) if rejected else part.frame
                     if len(frame):
-                        files.extend(self._plan(frame, part, worker, nbytes))
+                        files.extend(self._plan(frame, part, worker, nbytes, batch))
                 failed = self._write(files, batch, result)
         except Aborted:
             if held is not None:
@@ -496,7 +510,8 @@ class Committer:
     # ---------------------------------------------------------------- files
 
     def _plan(
-        self, frame: Frame, part: Partition, worker: int, input_bytes: int
+        self, frame: Frame, part: Partition, worker: int, input_bytes: int,
+        batch: Sequence[Message] = (),
     ) -> list[PendingFile]:
         """The data files of one partition (``frame``: its rows, less rejected ones): one, or
         several of about ``target_file_size``."""
@@ -505,14 +520,15 @@ class Committer:
         step = self.pipeline.layout.split(rows, per_row)
         if step >= rows:  # the partition's own span when the file holds all of its rows
             return [self._data_file(frame, part.when, part.values, worker,
-                                    part.span if frame is part.frame else _SPAN_OF_ROWS)]
+                                    part.span if frame is part.frame else _SPAN_OF_ROWS, batch)]
         return [self._data_file(frame.slice(start, min(rows, start + step)), part.when,
-                                part.values, worker)
+                                part.values, worker, batch=batch)
                 for start in range(0, rows, step)]
 
     def _data_file(
         self, frame: Frame, when: datetime, values: dict[str, Any], worker: int,
         span: tuple[datetime, datetime] | None | object = _SPAN_OF_ROWS,
+        batch: Sequence[Message] = (),
     ) -> PendingFile:
         """One data file of ``frame``; ``span``: its event-time span when known already."""
         p = self.pipeline
@@ -520,10 +536,11 @@ class Committer:
         key = p.layout.key(when, encoder.extension, values, worker)
         messages = sorted(set(frame.sources))
         rows = len(frame)
-        object_meta = {"ingest-records": str(rows), "ingest-messages": str(len(messages))}
+        count = str(_message_count(batch, messages))
+        object_meta = {"ingest-records": str(rows), "ingest-messages": count}
         file_meta = {
             "ingest.records": str(rows),
-            "ingest.messages": str(len(messages)),
+            "ingest.messages": count,
             "ingest.partition_time": when.isoformat(),
             "ingest.writer": writer_version(),
         }
@@ -541,7 +558,7 @@ class Committer:
             file_writer.close(file_meta)
 
         return PendingFile(key, encoder.content_type, object_meta, fill, rows, messages,
-                           frame.sources)
+                           frame.sources, batch=batch)
 
     def _write(
         self, files: list[PendingFile], batch: Sequence[Message], result: FlushResult
@@ -569,7 +586,7 @@ class Committer:
             p.metrics.incr("write_failures")
             log.error("batch %d: %s failed for good, releasing its %d messages for "
                       "redelivery: %s", result.batch_id, p.sink.url(file.key),
-                      len(file.messages), error)
+                      file.message_count, error)
         if failed and committed:
             # rows of a nacked message already committed in another file: written again on
             # redelivery (docs/guarantees.md, "A file that fails")
@@ -598,16 +615,17 @@ class Committer:
         rows, nbytes, url = file.rows, file.bytes, p.sink.url(file.key)
         self._bytes_per_row = (nbytes / rows) if not self._bytes_per_row else (
             0.7 * self._bytes_per_row + 0.3 * nbytes / rows)
-        info = FileResult(file.key, url, rows, nbytes, len(file.messages), seconds)
+        count = file.message_count
+        info = FileResult(file.key, url, rows, nbytes, count, seconds)
         if result is not None:
             result.files.append(info)
         p.files.append(info)
         p.metrics.incr("files_written")
         p.metrics.incr("rows_written", rows)
         p.metrics.incr("bytes_written", nbytes)
-        p.metrics.incr("messages_written", len(file.messages))
+        p.metrics.incr("messages_written", count)
         log.info("wrote %s", url, extra={"event": "file_written", "url": url, "rows": rows,
-                 "bytes": nbytes, "messages": len(file.messages),
+                 "bytes": nbytes, "messages": count,
                  "duration": round(seconds, 4)})
 
     # ---------------------------------------------------------------- settle

@@ -43,7 +43,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("rows_written", "counter", "records written to files"),
     Metric("bytes_written", "counter", "bytes of files written", "By"),
     Metric("files_written", "counter", "files committed to the sink"),
-    Metric("messages_written", "counter", "messages whose records were written"),
+    Metric("messages_written", "counter", "messages whose records were written (a block counts its lines)"),
     Metric("acked", "counter", "messages acknowledged (a block counts its lines)"),
     Metric("nacked", "counter", "messages given back to the source (a block counts its lines)"),
     Metric("write_retries", "counter", "file writes retried"),

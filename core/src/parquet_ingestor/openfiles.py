@@ -30,6 +30,7 @@ from . import eventtime
 from .errors import Aborted, PartialCommitError
 from .interfaces import Frame, FrameWriter, SinkTransaction, SinkWriter, begin
 from .layout import Partition
+from .message import count_records
 
 if TYPE_CHECKING:
     from .commit import Committer, CountingStream
@@ -316,7 +317,8 @@ class OpenFiles:
         from .commit import writer_version
 
         p = self.committer.pipeline
-        messages = sum(len(set(sources)) for sources in file.sources.values())
+        messages = sum(count_records(held.batch[i] for i in set(sources))
+                       for held, sources in file.sources.items())  # a block: its lines
         meta = {
             "ingest.records": str(file.rows),
             "ingest.messages": str(messages),
