@@ -368,7 +368,7 @@ class Committer:
         started = time.monotonic()
         now = datetime.now(UTC)
         nbytes = batch.nbytes if isinstance(batch, Batch) else total_size(batch)
-        result = FlushResult(next(self._batch_ids), len(batch), nbytes)
+        result = FlushResult(next(self._batch_ids), count_records(batch), nbytes)
         rejected: dict[int, str] = {}
         held: Held | None = None
         failed: set[int] = set()

@@ -434,11 +434,12 @@ class Pipeline:
                     idle_since = now
                 sizes = list(map(len, map(_BODY, messages)))
                 size = sum(sizes)
-                self.metrics.incr("received", count_records(messages))  # lines of blocks
+                count = count_records(messages)  # a block counts its lines
+                self.metrics.incr("received", count)
                 if self.poison:
                     self.metrics.incr("redelivered", self.poison.redeliveries(messages))
                 self.metrics.incr("received_bytes", size)
-                self.metrics.add_in_flight(len(messages), size)
+                self.metrics.add_in_flight(count, size)
                 for batch in batcher.add(messages, sizes):
                     self._submit(batch)
             if batcher.due():
