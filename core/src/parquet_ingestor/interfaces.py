@@ -296,6 +296,13 @@ class SinkTransaction(Protocol):
 
     Threads: one transaction is used by one thread at a time; different transactions of one
     sink may run concurrently (several flush workers).
+
+    Optional ``join(other) -> bool``: take over the staged files of ``other`` (a set begun on
+    the same sink, whose files are all staged), so that one ``commit`` publishes both; ``other``
+    is left empty. Files that outlive a batch each begin their own set (they close at different
+    times); when several close together (the end of a run, ``--max-held-bytes``) the pipeline
+    joins their sets, so a table sink makes one snapshot of them. False (or no ``join``): they
+    commit one set after another.
     """
 
     def open(self, key: str, content_type: str, metadata: Mapping[str, str]) -> SinkWriter: ...

@@ -281,7 +281,11 @@ class OpenFiles:
             return min((f.oldest for f in self._files.values() if f.sources), default=None)
 
     def close(self, files: Sequence[OpenFile], why: str) -> None:
-        """Finish and commit ``files``; then settle the batches that were waiting on them."""
+        """Finish and commit ``files``; then settle the batches that were waiting on them.
+
+        Files closing together are finished first, then committed as few sets as the sink
+        allows (its transactions' optional ``join``): one snapshot for a table sink."""
+        finished: list[OpenFile] = []
         for file in files:
             with file.lock:
                 if file.closed:
@@ -289,18 +293,35 @@ class OpenFiles:
                 self._forget(file)
                 file.closed = True
                 try:
-                    self._commit(file)
+                    self._finish(file)
                 except Aborted:
-                    _drop(file)
-                    self._notify(file, committed=False)
+                    self._failed([file], None)
+                    self._failed(finished, None)
                     raise
                 except Exception as exc:  # noqa: BLE001 - this file fails, the others go on
-                    _drop(file)
-                    self._report(file, exc)
-                    self._notify(file, committed=False)
+                    self._failed([file], exc)
                     continue
-            log.debug("closed %s (%s)", file.key, why)
-            self._notify(file, committed=True)
+            finished.append(file)
+        for group in _joined(finished):
+            try:
+                self._commit(group)
+            except Aborted:
+                self._failed(group, None)
+                raise
+            except Exception as exc:  # noqa: BLE001 - this set fails, the others go on
+                self._failed(group, exc)
+                continue
+            for file in group:
+                log.debug("closed %s (%s)", file.key, why)
+                self._notify(file, committed=True)
+
+    def _failed(self, files: Sequence[OpenFile], exc: BaseException | None) -> None:
+        """Drop ``files`` (none becomes visible) and nack their messages."""
+        for file in files:
+            _drop(file)
+            if exc is not None:
+                self._report(file, exc)
+            self._notify(file, committed=False)
 
     def abort_all(self) -> None:
         """Drop every open file (run aborted): nothing becomes visible; messages are nacked."""
@@ -313,15 +334,13 @@ class OpenFiles:
                 _drop(file)
             self._notify(file, committed=False)
 
-    def _commit(self, file: OpenFile) -> None:
+    def _finish(self, file: OpenFile) -> None:
+        """Write the file's footer and stage it in its set (not visible yet)."""
         from .commit import writer_version
 
-        p = self.committer.pipeline
-        messages = sum(count_records(held.batch[i] for i in set(sources))
-                       for held, sources in file.sources.items())  # a block: its lines
         meta = {
             "ingest.records": str(file.rows),
-            "ingest.messages": str(messages),
+            "ingest.messages": str(_messages(file)),
             "ingest.partition_time": file.when.isoformat(),
             "ingest.writer": writer_version(),
         }
@@ -331,11 +350,18 @@ class OpenFiles:
         if file.frame_writer is not None:
             file.frame_writer.close(meta)
         file.writer.commit()
-        summary = {"ingest.commit-id": _new_id(), "ingest.files": "1",
-                   "ingest.records": str(file.rows), "ingest.messages": str(messages),
+
+    def _commit(self, group: Sequence[OpenFile]) -> None:
+        """Commit the set of ``group[0]``, which holds the staged files of the whole group."""
+        from .commit import writer_version
+
+        p = self.committer.pipeline
+        summary = {"ingest.commit-id": _new_id(), "ingest.files": str(len(group)),
+                   "ingest.records": str(sum(file.rows for file in group)),
+                   "ingest.messages": str(sum(_messages(file) for file in group)),
                    "ingest.writer": writer_version()}
         try:
-            file.transaction.commit(summary)
+            group[0].transaction.commit(summary)
         except PartialCommitError as exc:
             raise next(iter(exc.errors.values())) from None
         if p.aborted:
@@ -357,7 +383,7 @@ class OpenFiles:
     def _report(self, file: OpenFile, exc: BaseException) -> None:
         p = self.committer.pipeline
         p.metrics.incr("write_failures")
-        messages = sum(len(set(sources)) for sources in file.sources.values())
+        messages = _messages(file)
         log.error("%s failed, releasing its %d messages for redelivery: %s: %s",
                   p.sink.url(file.key), messages, type(exc).__name__, exc)
 
@@ -366,6 +392,26 @@ class OpenFiles:
             self.committer.written_open_file(file)
         for held, sources in file.sources.items():
             held.done(sources, committed)
+
+
+def _messages(file: OpenFile) -> int:
+    """Messages with rows in ``file``, a block counting its lines (as ``received``)."""
+    return sum(count_records(held.batch[i] for i in set(sources))
+               for held, sources in file.sources.items())
+
+
+def _joined(files: Sequence[OpenFile]) -> list[list[OpenFile]]:
+    """``files`` (all staged) in as few commit sets as their transactions' ``join`` allows;
+    the first file of each group holds the group's set."""
+    groups: list[list[OpenFile]] = []
+    for file in files:
+        lead = groups[-1][0] if groups else None
+        join = getattr(lead.transaction, "join", None) if lead is not None else None
+        if lead is not None and callable(join) and join(file.transaction) is True:
+            groups[-1].append(file)
+        else:
+            groups.append([file])
+    return groups
 
 
 def _size(file: OpenFile, per_row: float) -> float:

@@ -51,3 +51,37 @@ def test_nothing_is_acked_when_commits_fail(make_sink):
     assert outcome.acked == []
     assert len(outcome.nacked) == 150
     assert sink.table() is None or sink.table().snapshots() == []
+
+
+def test_files_closing_together_make_one_snapshot(make_sink):
+    """Files that outlive a batch, one per hourly partition, all close at the end of the run:
+    their sets are joined, so the table gets one snapshot of all of them."""
+    rows = [{"id": i, "created_at": f"2024-05-01T{i % 3:02d}:30:00Z", "amount": i / 4}
+            for i in range(300)]
+    sink = make_sink()
+    outcome = run_pipeline([json.dumps(r) for r in rows], sink=sink, encoder=ParquetEncoder(),
+                           settings=settings(target_file_size=64 << 20, max_file_age=3600.0,
+                                             partition_by="event:created_at"))
+    assert len(outcome.acked) == 300 and not outcome.nacked
+    table = sink.table()
+    assert sorted(r["id"] for r in scan_rows(table)) == list(range(300))
+    [snapshot] = table.snapshots()
+    assert snapshot.summary["ingest.files"] == "3"
+    assert snapshot.summary["ingest.messages"] == "300"
+    assert len(table.inspect.files()) == 3
+
+
+def test_a_joined_set_that_fails_nacks_every_file(make_sink):
+    rows = [{"id": i, "created_at": f"2024-05-01T{i % 3:02d}:30:00Z"} for i in range(150)]
+    sink = make_sink(commit_attempts=1)
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("catalog unreachable")
+
+    sink.catalog.commit_table = refuse
+    outcome = run_pipeline([json.dumps(r) for r in rows], sink=sink, encoder=ParquetEncoder(),
+                           settings=settings(target_file_size=64 << 20, max_file_age=3600.0,
+                                             partition_by="event:created_at"))
+    assert outcome.acked == []
+    assert len(outcome.nacked) == 150
+    assert sink.table() is None or sink.table().snapshots() == []

@@ -431,6 +431,17 @@ class IcebergTransaction:
         self._staged.clear()
         self._writers.clear()
 
+    def join(self, other: object) -> bool:
+        """Take over ``other``'s staged files (a set of this sink whose files are all staged),
+        so one commit makes one snapshot of both (files closing together at a run's end)."""
+        if (not isinstance(other, IcebergTransaction) or other.sink is not self.sink
+                or other._tried or len(other._staged) != len(other._writers)):
+            return False
+        self._staged += other._staged
+        self._writers += other._writers
+        other._staged, other._writers = [], []
+        return True
+
     def abort(self) -> None:
         """Delete the files of this set, unless a commit of them was tried: its answer may have
         been lost, so they may be in the table (at worst they stay as orphans)."""
