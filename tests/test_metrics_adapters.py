@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from parquet_ingestor.testing import wait_for
 
 CLI = "from parquet_ingestor.cli import main; main()"
 RunIngest = Callable[..., subprocess.CompletedProcess[str]]
@@ -399,15 +400,17 @@ def test_open_file_gauges_on_prometheus(tmp_path: Path) -> None:
         assert proc.stdin is not None
         proc.stdin.write(b"".join(b'{"id": %d}\n' % i for i in range(50)))
         proc.stdin.flush()
-        deadline, seen = time.monotonic() + 60, {}
-        while time.monotonic() < deadline:
+        seen: dict[str, float] = {}
+
+        def file_open_and_unacked() -> bool:
+            nonlocal seen
             try:
                 seen = scrape(port)
             except OSError:
                 seen = {}
-            if seen.get("ingest_open_files") == 1 and seen["ingest_oldest_unacked_seconds"] > 1:
-                break
-            time.sleep(0.1)
+            return seen.get("ingest_open_files") == 1 and seen["ingest_oldest_unacked_seconds"] > 1
+
+        wait_for(file_open_and_unacked)
         assert seen.get("ingest_open_files") == 1, seen
         assert seen["ingest_open_file_bytes"] > 0
         assert seen["ingest_in_flight_messages"] == 0  # flushed: waiting in the file, unacked

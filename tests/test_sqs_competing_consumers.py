@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from typing import Any
 
 import pytest
+from parquet_ingestor.testing import wait_for
 
 boto3 = pytest.importorskip("boto3")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -54,11 +54,13 @@ def test_two_processes_share_one_queue(competing_runs: Any, moto_endpoint: str,
     assert len(got) == len(set(got)), f"{len(got) - len(set(got))} duplicates"
     assert sorted(got) == ids
     empty = {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}
-    deadline = time.monotonic() + 10
-    while True:
+    attrs: dict[str, str] = {}
+
+    def queue_empty() -> bool:
+        nonlocal attrs
         attrs = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=list(empty))[
             "Attributes"]
-        if attrs == empty or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+        return attrs == empty
+
+    wait_for(queue_empty, timeout=10)
     assert attrs == empty
