@@ -114,3 +114,28 @@ def test_list_frame_reads_every_time_once_and_groups_by_bucket():
     }
     assert ListFrame(rows, list(range(len(rows)))).group([], "t") == [
         FrameGroup((), list(range(len(rows))))]  # without a reader no time is usable
+
+
+def test_a_frame_without_group_fails_its_flush_with_a_line_that_says_why():
+    """A third-party frame written before ``group`` joined the Frame protocol: the flush fails
+    (its messages are released) with one line naming the frame, not an AttributeError."""
+    import parquet_ingestor
+    from parquet_ingestor.errors import PluginError
+    from parquet_ingestor.layout import Layout
+    from parquet_ingestor.settings import PipelineSettings
+
+    assert parquet_ingestor.FrameGroup is FrameGroup  # public, for encoder authors
+
+    class OldFrame:
+        sources = [0, 1]
+
+        def __len__(self) -> int:
+            return 2
+
+    layout = Layout(PipelineSettings(key_template="{field:country}/{uuid}.{ext}"))
+    with pytest.raises(PluginError, match=r"frames \(OldFrame\) have no group\(\)"):
+        layout.partition(OldFrame(), {}, MAY1)  # type: ignore[arg-type]
+    # nothing to partition by: such a frame still works
+    [part] = Layout(PipelineSettings(key_template="{uuid}.{ext}")).partition(
+        OldFrame(), {}, MAY1)  # type: ignore[arg-type]
+    assert len(part.frame) == 2

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         Decoded,
         Encoder,
         Frame,
+        FrameGroup,
         FrameWriter,
         FunctionTransformer,
         RunContext,
@@ -47,7 +48,8 @@ _HOMES = {
     "errors": ("ConfigError", "IngestError", "PartialAckError", "PluginError", "RejectMessage"),
     "gcpause": ("gc_paused",),
     "hookspecs": ("hookimpl",),
-    "interfaces": ("BaseSink", "BaseSource", "Decoded", "Encoder", "Frame", "FrameWriter",
+    "interfaces": ("BaseSink", "BaseSource", "Decoded", "Encoder", "Frame", "FrameGroup",
+                   "FrameWriter",
                    "FunctionTransformer", "RunContext", "Sink", "SinkWriter", "Source",
                    "Transformer", "TransformResult"),
     "keys": ("KeyTemplate",),
@@ -79,7 +81,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BaseSink", "BaseSource", "BatchLimits", "Batcher", "ConfigError", "Decoded", "Encoder",
-    "FileResult", "FlushResult", "Frame", "FrameWriter", "FunctionTransformer", "IngestError",
+    "FileResult", "FlushResult", "Frame", "FrameGroup", "FrameWriter", "FunctionTransformer", "IngestError",
     "JsonLines", "KeyTemplate", "ListFrame", "Message", "Metrics", "MetricsAdapter", "Option", "PartialAckError",
     "Pipeline", "PipelineSettings", "PluginError", "RecordList", "Register", "Rejection", "RejectMessage",
     "RetryPolicy", "RunContext", "Sink", "SinkWriter", "Source", "TransformResult", "Transformer",

@@ -10,6 +10,7 @@ from itertools import chain
 from typing import Any, NamedTuple
 
 from . import eventtime
+from .errors import PluginError
 from .interfaces import Frame
 from .keys import KeyTemplate
 from .settings import PipelineSettings
@@ -55,6 +56,10 @@ class Layout:
         width = eventtime.bucket_width(unit) if time_field else 0
         pieces: dict[tuple[datetime, tuple[Any, ...]], list[Sequence[int]]] = {}
         spans: dict[tuple[datetime, tuple[Any, ...]], list[tuple[datetime, datetime] | None]] = {}
+        if not callable(getattr(frame, "group", None)):
+            raise PluginError(f"the encoder's frames ({type(frame).__name__}) have no group(): "
+                              "they cannot be partitioned by fields or event time "
+                              "(docs/plugins.md, \"The four protocols\")")
         for group in frame.group(fields, time_field, width, eventtime.micros):
             when = eventtime.bucket(group, unit) if time_field else None
             if time_field and when is None and self.settings.on_missing_time == "reject":
