@@ -323,3 +323,33 @@ def test_held_input_past_max_held_bytes_commits_the_open_files(tmp_path: Path) -
         str(i) for i in range(120)]
     assert len(source.acked) == 120 and pipeline._commit._held_bytes == 0
     assert_acked_after_commit(events)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_field_that_appears_while_a_file_is_open_is_kept(tmp_path: Path, workers: int) -> None:
+    """A file opened before a field (or a struct's new key) first appeared does not take the
+    later rows as they are: it commits, and they go to a new file with the new columns. Before
+    ``FrameWriter.fits`` the file kept its first schema and dropped the new values."""
+    events: list[tuple[str, Any]] = []
+    rows = []
+    for i in range(300):
+        row: dict[str, Any] = {"id": str(i), "country": "GB", "ctx": {"a": i}}
+        if i >= 100:
+            row["extra"] = f"x{i}"
+        if i >= 200:
+            row["ctx"]["b"] = -i
+        rows.append(row)
+    source = Source([json.dumps(r).encode() for r in rows], events)
+    pipeline = pipeline_for(source, WatchedSink(str(tmp_path / "out"), events), workers=workers,
+                            target_file_size=64 << 20)
+    pipeline.run()
+    got = {r["id"]: r for p in (tmp_path / "out").rglob("*.parquet")
+           for r in pq.read_table(p).to_pylist()}
+    assert len(got) == 300
+    for row in rows:
+        back = got[row["id"]]
+        assert back.get("extra") == row.get("extra")
+        assert back["ctx"]["a"] == row["ctx"]["a"] and back["ctx"].get("b") == row["ctx"].get("b")
+    assert len(on_disk(tmp_path / "out")) >= 3  # one file per schema at least
+    assert sorted(m.id for m in source.acked) == sorted(m.id for m in source.messages)
+    assert_acked_after_commit(events)

@@ -206,7 +206,14 @@ class Decoded:
 
 
 class FrameWriter(Protocol):
-    """Writes frames into one open file; ``close`` finishes the file (footer, metadata)."""
+    """Writes frames into one open file; ``close`` finishes the file (footer, metadata).
+
+    Optional ``fits(frame) -> bool``: whether ``frame`` can go into this file as it is (False
+    when the frame has a column the file's schema lacks, say a field that appeared after the
+    file was opened). A file stays open across batches (``--target-file-size``); on False the
+    core commits it and starts another with the frame, so no value is dropped. Without
+    ``fits`` every frame is taken to fit.
+    """
 
     def write(self, frame: Frame) -> None: ...
 

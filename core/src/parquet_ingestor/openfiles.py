@@ -4,6 +4,7 @@ Each partition has at most one open file; successive flushes append their rows t
 into the sink's open upload. A file commits when it reaches ``target_file_size`` encoded bytes,
 when it is ``max_file_age`` old, when opening another would pass ``max_open_files`` (the least
 recently written commits first), before its oldest message outlives the source's hold budget,
+when a frame does not fit it (the encoder's schema grew since it opened: ``FrameWriter.fits``),
 and at the end of the run. A message is acknowledged once every file holding one of its rows
 has committed; if one of them fails, the message is nacked (its rows in files that did commit
 stay: counted as ``possible_duplicate_rows``). A failed file cannot be written again (its rows
@@ -163,6 +164,12 @@ class OpenFiles:
             if evicted is not None:
                 self.close([evicted], "max-open-files")
             if file is None:
+                continue
+            with file.lock:
+                stale = file.frame_writer is not None and not file.closed and \
+                    not _fits(file.frame_writer, frame)
+            if stale:  # opened before the schema grew: commit it, the rows go to a new one
+                self.close([file], "schema changed")
                 continue
             with file.lock:
                 if file.closed:
@@ -441,3 +448,9 @@ def _new_id() -> str:
 
 def _binary(stream: Any) -> Any:
     return stream
+
+
+def _fits(writer: FrameWriter, frame: Frame) -> bool:
+    """Whether ``frame`` can go into ``writer``'s file (its optional ``fits``; default yes)."""
+    fits = getattr(writer, "fits", None)
+    return bool(fits(frame)) if callable(fits) else True

@@ -136,3 +136,28 @@ def test_take_and_slice_keep_sources():
     part = frame.slice(2, 5)
     assert list(part.sources) == [12, 13, 14] and len(part) == 3
     assert len(frame.slice(6, 100)) == 2
+
+
+@pytest.mark.parametrize("engine", ["pyarrow", "fastparquet"])
+def test_a_file_takes_frames_from_before_a_column_was_added_not_after(engine: str) -> None:
+    """``fits``: a frame missing a column of the file goes in (nulls); one with a column or a
+    struct key the file lacks does not, and writing it anyway raises instead of dropping it."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    wide = pa.table({"id": [1], "extra": ["x"], "ctx": pa.array([{"a": 1}])})
+    narrow = pa.table({"id": [2]})
+    wider_struct = pa.table({"id": [3], "ctx": pa.array([{"a": 3, "b": 4}])})
+    stream = io.BytesIO()
+    writer = ParquetEncoder(engine=engine).open(stream, ArrowFrame(wide, [0]))
+    writer.write(ArrowFrame(wide, [0]))
+    assert writer.fits(ArrowFrame(narrow, [1]))
+    writer.write(ArrowFrame(narrow, [1]))
+    assert not writer.fits(ArrowFrame(pa.table({"id": [3], "new": [1.5]}), [2]))
+    assert not writer.fits(ArrowFrame(wider_struct, [2]))
+    with pytest.raises(ValueError, match="does not fit"):
+        writer.write(ArrowFrame(pa.table({"id": [3], "new": [1.5]}), [2]))
+    writer.close({})
+    back = pq.read_table(io.BytesIO(stream.getvalue())).to_pylist()
+    assert [(r["id"], r["extra"]) for r in back] == [(1, "x"), (2, None)]

@@ -185,6 +185,10 @@ class ArrowFrameWriter:
             memory_pool=memory_pool,
         )
 
+    def fits(self, frame: ArrowFrame) -> bool:
+        """Whether ``frame`` goes into this file as it is (:func:`fits`)."""
+        return fits(frame.table, self.schema)
+
     def write(self, frame: ArrowFrame) -> None:
         table = _conform(frame.table, self.schema)
         nbytes = table.nbytes
@@ -244,6 +248,10 @@ class FastparquetFrameWriter:
         self.schema = schema
         self.settings = settings
         self._tables: list[pa.Table] = []
+
+    def fits(self, frame: ArrowFrame) -> bool:
+        """Whether ``frame`` goes into this file as it is (:func:`fits`)."""
+        return fits(frame.table, self.schema)
 
     def write(self, frame: ArrowFrame) -> None:
         self._tables.append(_conform(frame.table, self.schema))
@@ -320,8 +328,31 @@ def _json_values(column: pa.ChunkedArray) -> list[str | None]:
     return [json_text(v) for v in column.to_pylist()]
 
 
+def fits(table: pa.Table, schema: pa.Schema) -> bool:
+    """Whether a frame's rows go into a file of ``schema`` with nothing lost: each of its
+    columns is in the file with the same type (a frame from before a column was added fits;
+    one with a new column or a struct that gained fields does not)."""
+    if table.schema.equals(schema):
+        return True
+    for field in table.schema:
+        index = schema.get_field_index(field.name)
+        if index < 0:
+            return False
+        if not (field.type.equals(schema.field(index).type) or pa.types.is_null(field.type)):
+            return False
+    return True
+
+
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Frames of one file share a schema; cast when a later frame differs (e.g. nullability)."""
+    """A frame that :func:`fits` in the file's schema: its columns in the file's order, nulls
+    for those it lacks, cast where only nullability differs."""
     if table.schema.equals(schema):
         return table
-    return table.select(schema.names).cast(schema)
+    if not fits(table, schema):  # never drop a column: the core asks fits() first
+        raise ValueError(f"a frame with columns {table.schema.names} does not fit a file of "
+                         f"{schema.names}")
+    n = table.num_rows
+    names = set(table.column_names)
+    arrays = [table.column(f.name) if f.name in names else pa.nulls(n, f.type) for f in schema]
+    return pa.Table.from_arrays(arrays, schema=pa.schema(
+        [f.with_nullable(True) for f in schema], metadata=schema.metadata)).cast(schema)
