@@ -1,7 +1,8 @@
 """``ingest schema DIR|s3://bucket/prefix``: the dataset's schema and an Athena DDL for it.
 
-The schema is the newest file's (every file carries every column known when it was written);
-partition columns come from ``key=value`` folders in that file's path.
+The schema is the dataset's as the encoder reads it back at start: the newest files' footers,
+merged (see :mod:`.readback`); partition columns come from ``key=value`` folders in the newest
+file's path.
 """
 
 from __future__ import annotations
@@ -19,20 +20,22 @@ _NAME = re.compile(r"[^a-z0-9_]+")
 @click.option("--table", default=None, help="table name in the DDL [default: the folder's name]")
 def schema_command(location: str, table: str | None) -> None:
     """Print the schema of the Parquet dataset at LOCATION and a CREATE TABLE for Athena."""
-    from .readback import newest_file
+    from .readback import dataset_files, read_schema
 
     try:
-        found = newest_file(location)
+        found = dataset_files(location)
+        schema = read_schema(found) if found is not None else None
     except (OSError, ValueError) as exc:
         raise click.ClickException(f"cannot read {location}: {exc}") from None
-    if found is None:
+    if found is None or schema is None:
         raise click.ClickException(f"no Parquet files under {location}")
-    schema = found.schema.remove_metadata()
-    click.echo(f"-- {found.files} Parquet files; schema of the newest, {found.url}")
+    newest = found.shown(found.newest[0])
+    click.echo(f"-- {found.files} Parquet files; schema merged from the newest "
+               f"{len(found.newest)}, the newest {newest}")
     click.echo(schema.to_string(show_field_metadata=False, show_schema_metadata=False))
     click.echo("")
     name = table or _NAME.sub("_", location.rstrip("/").rsplit("/", 1)[-1].lower()) or "events"
-    relative = found.url[len(location.rstrip("/")):].strip("/")
+    relative = newest[len(location.rstrip("/")):].strip("/")
     partitions = [part.split("=", 1)[0] for part in relative.split("/")[:-1] if "=" in part]
     click.echo(athena_ddl(schema, name, location, partitions))
 

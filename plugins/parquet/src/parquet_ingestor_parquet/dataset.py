@@ -1,7 +1,7 @@
 """One schema per dataset: the column types every file of an output is written with.
 
 A column's type, once chosen, holds for every later batch, worker and (read back from the
-newest file, see :mod:`.readback`) restarted process. Each batch is *conformed* to it:
+newest files, see :mod:`.readback`) restarted process. Each batch is *conformed* to it:
 
 * a value of another type converts when Arrow's safe cast keeps it exactly (int -> double
   within 2**53, int -> decimal, instant text -> timestamp, number -> string...); otherwise
@@ -10,8 +10,8 @@ newest file, see :mod:`.readback`) restarted process. Each batch is *conformed* 
   sink's required schema, where it is dropped); an all-null new field waits for a typed value;
 * a struct may gain nullable fields, at any depth (the only widening: Spark mergeSchema,
   DuckDB union_by_name, Polars and pyarrow.dataset all read it); no type is ever widened;
-* every file carries every column known so far (nulls where a batch has none), so the newest
-  file's schema *is* the dataset's schema.
+* every file carries every column known when it was opened (nulls where a batch has none);
+  files open at once commit in any order, so the dataset's schema is the newest files' merged.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ class DatasetSchema:
         for name, column in zip(table.column_names, table.columns, strict=True):
             if name in schema.names:
                 target = schema.field(name)
-                wider = _widened(target.type, column.type)
+                wider = widened(target.type, column.type)
                 if wider is not None and not self.locked:
                     new_fields.append(target.with_type(wider))  # a struct gained fields
                     continue
@@ -166,7 +166,7 @@ class DatasetSchema:
                     schema = schema.append(field)
                     continue
                 index = schema.get_field_index(field.name)
-                wider = _widened(schema.field(index).type, field.type)
+                wider = widened(schema.field(index).type, field.type)
                 if wider is not None:
                     schema = schema.set(index, schema.field(index).with_type(wider))
             self.schema = schema
@@ -409,8 +409,14 @@ def _without_nulls(kind: pa.DataType) -> pa.DataType | None:
     return kind
 
 
-def _widened(target: pa.DataType, incoming: pa.DataType) -> pa.DataType | None:
-    """``target`` with the struct fields ``incoming`` adds (at any depth), or None if none."""
+def widened(
+    target: pa.DataType, incoming: pa.DataType, as_written: bool = False
+) -> pa.DataType | None:
+    """``target`` with the struct fields ``incoming`` adds (at any depth), or None if none.
+
+    A new field that the JSON reader typed as a timestamp is added as text (see
+    :meth:`DatasetSchema.read_types`); with ``as_written`` (types read back from files, see
+    :mod:`.readback`) it keeps its type."""
     if pa.types.is_struct(target) and pa.types.is_struct(incoming):
         fields = [target.field(i) for i in range(target.num_fields)]
         names = {f.name: i for i, f in enumerate(fields)}
@@ -418,21 +424,21 @@ def _widened(target: pa.DataType, incoming: pa.DataType) -> pa.DataType | None:
         for j in range(incoming.num_fields):
             field = incoming.field(j)
             if field.name in names:
-                inner = _widened(fields[names[field.name]].type, field.type)
+                inner = widened(fields[names[field.name]].type, field.type, as_written)
                 if inner is not None:
                     fields[names[field.name]] = fields[names[field.name]].with_type(inner)
                     changed = True
             else:
                 kind = _without_nulls(field.type)
                 if kind is not None:
-                    if pa.types.is_timestamp(kind):
+                    if pa.types.is_timestamp(kind) and not as_written:
                         kind = pa.string()
                     fields.append(pa.field(field.name, kind))
                     changed = True
         return pa.struct(fields) if changed else None
     if (pa.types.is_list(target) or pa.types.is_large_list(target)) and (
             pa.types.is_list(incoming) or pa.types.is_large_list(incoming)):
-        inner = _widened(target.value_type, incoming.value_type)
+        inner = widened(target.value_type, incoming.value_type, as_written)
         if inner is None:
             return None
         item = target.value_field.with_type(inner)
