@@ -111,9 +111,9 @@ def test_pyarrow_dataset(dataset):
 
 def test_polars_scan_parquet(dataset):
     pl = pytest.importorskip("polars")
-    from parquet_ingestor_parquet.readback import newest_file
+    from parquet_ingestor_parquet.readback import dataset_schema
 
-    schema = pl.read_parquet_schema(newest_file(str(dataset)).path)
+    schema = pl.from_arrow(dataset_schema(str(dataset)).empty_table()).schema  # as reading.md
     frame = pl.scan_parquet(f"{dataset}/**/*.parquet", hive_partitioning=True, schema=schema,
                             missing_columns="insert",
                             cast_options=pl.ScanCastOptions(missing_struct_fields="insert")
