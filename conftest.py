@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -132,7 +131,9 @@ class CompetingRuns:
             timeout: float) -> list[str]:
         """Run two ``ingest ARGS`` (JSON logs) over ``bodies``; each must exit 0. Returns
         their stderr."""
-        ports = [_free_port() for _ in range(2)]
+        from parquet_ingestor.testing import free_port
+
+        ports = [free_port() for _ in range(2)]
         procs = [subprocess.Popen(
             [sys.executable, "-c", "from parquet_ingestor.cli import main; main()", *args,
              "--log-format", "json", "--metrics-port", str(port), "--metrics-host",
@@ -155,12 +156,6 @@ class CompetingRuns:
         for proc, (_, err) in zip(procs, outputs, strict=True):
             assert proc.returncode == 0, err[-3000:]
         return [err for _, err in outputs]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _serves_metrics(proc: subprocess.Popen[str], port: int) -> bool:

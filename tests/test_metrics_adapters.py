@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from parquet_ingestor.testing import wait_for
+from parquet_ingestor.testing import free_port, wait_for
 
 CLI = "from parquet_ingestor.cli import main; main()"
 RunIngest = Callable[..., subprocess.CompletedProcess[str]]
@@ -305,12 +305,6 @@ def test_plugin_exporter_through_its_entry_point(run_ingest: RunIngest,
     assert "metrics exporter 'memo' needs option 'path'" in bad.stderr
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.parametrize(("args", "says"), [
     (["--metrics-statsd", "localhost"], "--metrics-statsd: expected HOST:PORT"),
     (["--metrics-statsd", "no-such-host.invalid:8125"], "cannot resolve"),
@@ -325,7 +319,7 @@ def closed_port() -> int:
 ])
 def test_bad_metrics_options_exit_2_with_one_line(run_ingest: RunIngest, tmp_path: Path,
                                                   args: list[str], says: str) -> None:
-    args = [a.format(port=closed_port()) for a in args]
+    args = [a.format(port=free_port()) for a in args]
     result = run_ingest(*file_run(tmp_path, 3, *args))
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and says in result.stderr, result.stderr
@@ -345,7 +339,7 @@ def test_missing_otlp_extra_is_one_line_naming_it(tmp_path: Path) -> None:
 
 def test_statsd_agent_that_is_not_there_is_fine(run_ingest: RunIngest, tmp_path: Path) -> None:
     result = run_ingest(*file_run(tmp_path, 20, "--metrics-statsd",
-                                  f"127.0.0.1:{closed_port()}", "--metrics-interval", "20ms"))
+                                  f"127.0.0.1:{free_port()}", "--metrics-interval", "20ms"))
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
 
@@ -387,7 +381,7 @@ def scrape(port: int) -> dict[str, float]:
 @pytest.mark.timeout(120)
 def test_open_file_gauges_on_prometheus(tmp_path: Path) -> None:
     # rows wait in an open file (--target-file-size, --max-file-age 1h) until stdin closes
-    port = closed_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
     proc = subprocess.Popen(
         [sys.executable, "-c", CLI, "--source", "file", "--source-opt", "path=-", "--sink",
@@ -454,5 +448,5 @@ def test_validate_checks_the_otlp_receiver(run_ingest: RunIngest, receiver: Rece
     ok = run_ingest(*file_run(tmp_path, 3, "--validate", "--metrics-otlp", receiver.url))
     assert ok.returncode == 0, ok.stderr
     down = run_ingest(*file_run(tmp_path, 3, "--validate", "--metrics-otlp",
-                                f"http://127.0.0.1:{closed_port()}"))
+                                f"http://127.0.0.1:{free_port()}"))
     assert down.returncode == 2 and "cannot reach it" in down.stderr

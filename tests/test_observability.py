@@ -9,7 +9,6 @@ import os
 import pty
 import select
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ import pytest
 from parquet_ingestor.exporter import healthy, start_exporter
 from parquet_ingestor.logs import JsonFormatter, TextFormatter, reason_summary
 from parquet_ingestor.metrics import Metrics
-from parquet_ingestor.testing import wait_for
+from parquet_ingestor.testing import free_port, wait_for
 
 CLI = "from parquet_ingestor.cli import main; main()"
 PAYLOAD = "PAYLOADMARK"  # appears only inside message bodies
@@ -39,12 +38,6 @@ def ingest(*args: str, cwd: Path, env: dict[str, str] | None = None,
            timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", CLI, *args], cwd=cwd, env=env or ingest_env(),
                           capture_output=True, text=True, timeout=timeout)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def written_files(root: Path) -> list[Path]:

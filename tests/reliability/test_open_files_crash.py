@@ -4,13 +4,13 @@ visible, and nothing lost after a restart."""
 from __future__ import annotations
 
 import re
-import socket
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
+from parquet_ingestor.testing import free_port
 from reliability_kit import (
     Ingest,
     assert_same_events,
@@ -28,12 +28,6 @@ from reliability_kit import (
 
 pytestmark = [pytest.mark.aws, pytest.mark.slow]
 MESSAGES, PER_MESSAGE = 40, 50
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def metric(port: int, name: str) -> float | None:

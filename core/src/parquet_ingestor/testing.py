@@ -25,7 +25,10 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import json
+import os
+import socket
 import threading
 import time
 from collections import deque
@@ -72,6 +75,42 @@ def wait_for(condition: Callable[[], object], timeout: float = 60.0,
             return False
         time.sleep(0.02)
     return True
+
+
+_PORT_BLOCK = 400  # ports per pytest-xdist worker
+_PORT_BASE = 20000  # below Linux's default ephemeral range (32768-60999)
+_next_port = itertools.count()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on, for a server that a test starts (often in another process).
+
+    ``bind(0)`` then close leaves a window in which another test's ``bind(0)`` gets the same
+    port. These ports come from below the kernel's ephemeral range, where ``bind(0)`` never
+    lands, in a block of their own for each pytest-xdist worker (``PYTEST_XDIST_WORKER``), so
+    two tests running at once are never handed the same one. Falls back to ``bind(0)``."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:]
+    start = _PORT_BASE + (int(worker) if worker.isdigit() else 0) * _PORT_BLOCK
+    if start + _PORT_BLOCK <= _ephemeral_low():
+        for _ in range(_PORT_BLOCK):
+            port = start + next(_next_port) % _PORT_BLOCK
+            with socket.socket() as sock:
+                try:
+                    sock.bind((host, port))
+                except OSError:
+                    continue
+                return port
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as handle:
+            return int(handle.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # the Linux default; elsewhere the first probe's bind tells
 
 
 class MemorySource(BaseSource):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-import socket
 from pathlib import Path
 
 import pytest
 from parquet_ingestor.errors import ConfigError
+from parquet_ingestor.testing import free_port
 from parquet_ingestor_iceberg.options import SpecField, parse_partition_spec, settings_from_options
 from parquet_ingestor_iceberg.sink import IcebergSink
 
@@ -80,9 +80,7 @@ def test_unknown_catalog(make_sink, monkeypatch):
 def test_unreachable_catalogs(make_sink, tmp_path):
     with pytest.raises(ConfigError, match="option 'catalog_uri': cannot reach catalog"):
         make_sink(catalog_uri=f"sqlite:///{tmp_path}/no/such/dir/catalog.db")
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    url = f"http://127.0.0.1:{free_port()}"  # a port nobody listens on
     with pytest.raises(ConfigError, match="option 'catalog': cannot open catalog 'prod'"):
         make_sink(catalog="prod", **{"catalog.uri": url, "catalog.type": "rest"})
 
