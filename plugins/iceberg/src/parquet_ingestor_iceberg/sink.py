@@ -22,7 +22,7 @@ from parquet_ingestor.interfaces import SinkRequirements
 from parquet_ingestor.options import parse_options
 
 from .catalog import one_line, open_catalog
-from .files import DataFileWriter, StagedFile, delete_quietly, sync_local
+from .files import DataFileWriter, StagedFile, delete_quietly, local_path, sync_local
 from .options import (
     ICEBERG_OPTIONS,
     TARGET_FILE_SIZE,
@@ -301,7 +301,7 @@ class IcebergSink:
                     self._kept = table
                     snapshot = table.current_snapshot()
                     # local warehouse: what the catalog now points at is on disk before acks
-                    sync_local(table.metadata_location, snapshot.manifest_list)
+                    sync_local(*_new_metadata(table, snapshot))
                     if snapshot.parent_snapshot_id != (base.snapshot_id if base else None):
                         self._count("iceberg_commit_conflicts")  # rebased on another writer's
                     return self._committed(snapshot, files, rows, started, queued)
@@ -687,3 +687,14 @@ def _version() -> str:
         return version("parquet-ingestor")
     except PackageNotFoundError:
         return "unknown"
+
+
+def _new_metadata(table: Any, snapshot: Any) -> list[str]:
+    """The files a commit wrote besides the data files: the table metadata, the manifest list
+    and the manifests the snapshot added (read from the list: local warehouses only, where
+    they are fsynced; on an object store the upload made them durable)."""
+    found = [table.metadata_location, snapshot.manifest_list]
+    if local_path(table.metadata_location) is not None:
+        found += [m.manifest_path for m in snapshot.manifests(table.io)
+                  if m.added_snapshot_id == snapshot.snapshot_id]
+    return found
