@@ -374,8 +374,10 @@ class Committer:
         failed: set[int] = set()
         try:
             decoded, parts = self._prepare(batch, rejected, now)
-            lines = self._split(batch, rejected) if rejected else None
-            if lines is not None:  # a block with a rejected line: again, line by line
+            # a block with a rejected line: again, with the rejected blocks as their lines;
+            # until no block is rejected (the first pass may have changed what fits, say a
+            # column's type, so another block can fail on the next), at most once a block
+            while rejected and (lines := self._split(batch, rejected)) is not None:
                 # blank lines have no message once split: they were received, count them
                 # settled so that received = acked + nacked (+ held) still adds up
                 p.metrics.incr("acked", count_records(batch) - count_records(lines))

@@ -14,6 +14,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .dataset import _without_nulls
+
 
 def unify_new_columns(parts: list[pa.Table], known: set[str]) -> list[pa.Table]:
     """Pieces of one batch, with each *new* column (not in ``known``) whose types conflict
@@ -29,7 +31,8 @@ def _conflicting_columns(parts: list[pa.Table]) -> list[str]:
     types: dict[str, list[pa.DataType]] = {}
     for part in parts:
         for field in part.schema:
-            types.setdefault(field.name, []).append(field.type)
+            if _without_nulls(field.type) is not None:  # [], {}, null: no type to conflict
+                types.setdefault(field.name, []).append(field.type)
     conflicts = []
     for name, kinds in types.items():
         try:
