@@ -166,3 +166,18 @@ def test_clean_batch_is_one_parse_with_an_explicit_schema():
     parsed = parse_lines(lines, schema, "ignore")
     assert parsed.parses == 1 and parsed.lines == [0, 1]
     assert parsed.tables[0].schema == schema
+
+
+def test_lists_opening_with_null_are_written_not_rejected(tmp_path):
+    """pyarrow's JSON reader gives invalid Arrow data for a list whose first item is null
+    (``[null, 3]``: "Length spanned by list offsets"); such a line is parsed by Python instead
+    and written, every item kept. Invalid UTF-8 is still rejected."""
+    lines = [b'{"id": 1, "l": [null, 3]}', b'{"id": 2, "l": [null, null]}', b'{"id": 3, "l": [4]}',
+             b'{"id": 4, "m": {"k": [null, "x"]}}', b'{"id": 5, "s": "\xff"}']
+    encoder = ParquetEncoder()
+    decoded = encoder.decode(JsonLines(lines, list(range(len(lines)))))
+    assert [i for i, _ in decoded.rejected] == [4]
+    rows = read_pyarrow(write_file(encoder, decoded.frame, tmp_path / "x.parquet"))
+    assert sorted(rows, key=lambda r: r["id"]) == [
+        {"id": 1, "l": [None, 3], "m": None}, {"id": 2, "l": [None, None], "m": None},
+        {"id": 3, "l": [4], "m": None}, {"id": 4, "l": None, "m": {"k": [None, "x"]}}]

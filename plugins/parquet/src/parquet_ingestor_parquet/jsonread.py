@@ -10,6 +10,7 @@ alignment is exact.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -127,6 +128,8 @@ def _parse_ranges(
             table = None
             if inferring is not None:
                 table, _, _ = _parse(data, 1, inferring)
+            if table is None and error.startswith(INVALID):
+                table = _python_row(work_lines[lo])
             if table is not None:
                 _add(result, table, lo)
             else:
@@ -219,5 +222,26 @@ def _parse(
     try:
         table.validate(full=True)  # read_json passes invalid UTF-8 through
     except pa.ArrowInvalid as exc:
-        return None, f"invalid data: {exc}", None
+        return None, f"{INVALID}{exc}", None
     return table, "", None
+
+
+INVALID = "invalid data: "
+
+
+def _python_row(line: bytes) -> pa.Table | None:
+    """One line the JSON reader turned into invalid Arrow data (pyarrow 26 does so for a list
+    whose first item is null, ``[null, 3]``), parsed by Python instead, as the wrapped
+    one-row table the reader would give; None when it is not valid UTF-8 JSON (an object)."""
+    try:
+        value = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(value, dict):
+        return None
+    try:
+        table = pa.table({WRAP: pa.array([value])})
+        table.validate(full=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+        return None
+    return table
