@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from parquet_ingestor.interfaces import RunContext, SinkRequirements
-from parquet_ingestor.records import JsonLines
+from parquet_ingestor.records import JsonLines, RecordList
 from parquet_ingestor_parquet.encoder import ParquetEncoder
 from pq_helpers import write_file
 
@@ -184,12 +184,36 @@ def test_float_in_an_int_column_and_text_in_a_number_column_are_rejected():
     assert decoded.frame.table.column("n").to_pylist() == [2]
 
 
-def test_int_in_a_string_column_is_its_decimal_text():
+def test_a_number_in_a_string_column_is_its_json_text():
     encoder = ParquetEncoder()
     decode(encoder, {"s": "a"})
-    decoded = decode(encoder, {"s": 42}, {"s": 1.5})
-    assert decoded.frame.table.column("s").to_pylist() == ["42"]
-    assert "float value 1.5" in decoded.rejected[0][1]
+    decoded = decode(encoder, b'{"s": 42}', b'{"s": 2.50}', b'{"s": 1e3}',
+                     b'{"s": 1700000000.0}', b'{"s": -0.0}', b'{"s": null}')
+    assert decoded.rejected == []
+    assert decoded.frame.table.column("s").to_pylist() == [
+        "42", "2.50", "1e3", "1700000000.0", "-0.0", None]
+
+
+def test_a_float_from_dict_rows_in_a_string_column_is_its_shortest_text():
+    """A Python float has no JSON spelling: its text is Arrow's (the shortest that reads back
+    as the same double)."""
+    encoder = ParquetEncoder()
+    decode(encoder, {"s": "a"})
+    decoded = encoder.decode(RecordList([{"s": 42}, {"s": 2.50}, {"s": 1e3}], [0, 1, 2]))
+    assert decoded.rejected == []
+    assert decoded.frame.table.column("s").to_pylist() == ["42", "2.5", "1000"]
+
+
+def test_numbers_next_to_text_in_a_new_field_are_their_json_text():
+    """Within a new field's first batch, conflicting values become text: a number as the line
+    spells it, read again only for those rows."""
+    encoder = ParquetEncoder()
+    decoded = decode(encoder, b'{"u": "x"}', b'{"u": 2.50}', b'{"u": 1e3}', b'{"u": 42}',
+                     b'{"u": 1700000000.0}', b'{"u": 9007199254740993.0}', b'{"u": true}',
+                     b'{"u": null}')
+    assert decoded.rejected == []
+    assert decoded.frame.table.column("u").to_pylist() == [
+        "x", "2.50", "1e3", "42", "1700000000.0", "9007199254740993.0", "true", None]
 
 
 # ------------------------------------------------------------------------------ schema
@@ -279,6 +303,48 @@ def test_s3tables_profile_lowercases_names():
     assert "one column when names are lower case" in decoded.rejected[0][1]
 
 
+def test_s3tables_big_int_in_an_upper_case_double_field_is_rejected_not_nulled():
+    encoder = ParquetEncoder(compat="s3tables")
+    decoded = decode(encoder, b'{"id": 1, "A": 0.5}', b'{"id": 2, "A": 9007199254740993}')
+    assert decoded.frame.table.to_pylist() == [{"id": 1, "a": 0.5}]
+    assert decoded.rejected == [(1, "field 'a': int value 9007199254740993 cannot be stored in "
+                                    "the column's type double (beyond 2**53, a double would "
+                                    "round it)")]
+    later = decode(encoder, b'{"id": 3, "A": 9007199254740993}', b'{"id": 4, "a": 2}')
+    assert later.frame.table.column("a").to_pylist() == [2.0]
+    assert [i for i, _ in later.rejected] == [0]
+
+
+def test_s3tables_ints_beyond_int64_in_an_upper_case_field_are_exact():
+    encoder = ParquetEncoder(compat="s3tables")
+    decoded = decode(encoder, b'{"N": 9007199254740993}', b'{"N": 18446744073709551615}')
+    assert decoded.rejected == []
+    assert decoded.frame.table.column("n").to_pylist() == [Decimal(9007199254740993),
+                                                           Decimal(18446744073709551615)]
+
+
+def test_s3tables_names_that_collide_keep_each_rows_value():
+    encoder = ParquetEncoder(compat="s3tables")
+    decoded = decode(encoder, b'{"id": 1, "Big": 1}', b'{"id": 2, "big": 9007199254740993}',
+                     b'{"id": 3, "BIG": null}')
+    assert decoded.rejected == []
+    assert decoded.frame.table.column("big").to_pylist() == [1, 9007199254740993, None]
+    other = ParquetEncoder(compat="s3tables")
+    decoded = decode(other, b'{"id": 1, "A": 1}', b'{"id": 2, "a": "x"}')
+    assert decoded.frame.table.to_pylist() == [{"id": 1, "a": 1}]
+    assert decoded.rejected == [(1, "fields 'A' and 'a' are one column when names are lower "
+                                    "case, and their values differ in type (int64, string) "
+                                    "in this batch")]
+
+
+def test_s3tables_a_known_column_spelled_in_upper_case_is_not_turned_to_text():
+    encoder = ParquetEncoder(compat="s3tables")
+    decode(encoder, {"a": 0.5, "s": "t"})
+    decoded = decode(encoder, b'{"A": "x"}', b'{"A": 2.50}', b'{"S": 2.50}')
+    assert decoded.frame.table.to_pylist() == [{"a": 2.5, "s": None}, {"a": None, "s": "2.50"}]
+    assert [i for i, _ in decoded.rejected] == [0]
+
+
 def test_unknown_compat_profile_is_a_one_line_error():
     from parquet_ingestor.errors import ConfigError
 
@@ -330,7 +396,7 @@ def test_the_type_rules_do_not_import_pandas():
 
     script = """
 import json, sys
-from parquet_ingestor.records import JsonLines
+from parquet_ingestor.records import JsonLines, RecordList
 from parquet_ingestor_parquet.encoder import ParquetEncoder
 encoder = ParquetEncoder()
 for b in range(2):

@@ -19,21 +19,21 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import functools
-import json
 import struct
 import threading
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import timeparse
+from .rawjson import JsonNumber, RawLines
+from .rawjson import positions_raw as positions_raw
 
 BIG_INT = 2**53  # doubles hold every integer up to here exactly
 EXACT_INTS = pa.decimal128(38, 0)  # integers beyond int64 (up to 38 digits) are stored as this
 
-RawLine = Callable[[int], bytes | None]  # row position -> the JSON line it came from
+RawLine = RawLines  # row position -> the JSON line it came from (and the keys it was read from)
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,9 @@ class DatasetSchema:
         """``table`` cast to the dataset schema (extended by its new fields); rows that cannot
         be stored exactly are removed and returned as {row position: reason}."""
         if self.rules.lowercase:
-            table, clash = _lowercased(table)
+            table, clash, keys = _lowercased(table)
+            if raw is not None and keys:
+                raw = raw.renamed(keys)  # read again under the names as the JSON spells them
         else:
             clash = {}
         bad: dict[int, str] = dict(clash)
@@ -187,7 +189,7 @@ class DatasetSchema:
                 pa.types.is_integer(kind) or pa.types.is_floating(kind))):
             return timeparse.utc(self.rules.timestamp_unit), column
         if pa.types.is_floating(kind) and raw is not None:
-            exact = _exact_numbers(name, column, raw)
+            exact = _exact_numbers(name, column, raw, bad)
             if exact is not None:
                 # integers read as doubles next to ones beyond int64: an integer column
                 values = [v for v in exact if v is not None]
@@ -211,7 +213,7 @@ class DatasetSchema:
         kind = column.type
         if kind == target:
             if pa.types.is_floating(kind) and raw is not None:
-                exact = _exact_numbers(name, column, raw)
+                exact = _exact_numbers(name, column, raw, bad)
                 if exact is not None:
                     return _python_values(name, exact, target, bad, "number")
             return column
@@ -239,8 +241,8 @@ class DatasetSchema:
                 except pa.ArrowInvalid:
                     pass
         if pa.types.is_floating(kind) and raw is not None:
-            exact = _exact_numbers(name, array, raw, every=timeparse.is_string(target))
-            if exact is not None:  # as the JSON has them: 42 is an int, its text is "42"
+            exact = _exact_numbers(name, array, raw, bad, text=timeparse.is_string(target))
+            if exact is not None:  # as the JSON has them: 42 is an int, 2.50's text is "2.50"
                 return _python_values(name, exact, target, bad, "number")
         try:
             if not _castable(kind, target):
@@ -280,8 +282,9 @@ def _python_values(
 
 def _castable(kind: pa.DataType, target: pa.DataType) -> bool:
     """Whether Arrow's safe cast from ``kind`` to ``target`` keeps values as the JSON meant
-    them: text is not read as numbers, booleans are not numbers, floats have no text (their
-    JSON spelling is gone), numbers are not times (outside time fields)."""
+    them: text is not read as numbers, booleans are not numbers, floats have no text (a
+    float's text is its JSON spelling, read from the line), numbers are not times (outside
+    time fields)."""
     if timeparse.is_string(kind):
         return timeparse.is_string(target)
     if pa.types.is_boolean(kind) or pa.types.is_boolean(target):
@@ -319,8 +322,10 @@ def _exactly(value: object, target: pa.DataType) -> object:
             if len(exact.as_tuple().digits) > target.precision - target.scale:
                 raise OverflowError(f"more than {target.precision - target.scale} digits")
             return exact
+    if isinstance(value, JsonNumber) and timeparse.is_string(target):
+        return str(value)  # a number as the JSON line spells it
     if isinstance(value, float) and timeparse.is_string(target):
-        raise TypeError("a float's JSON text is not kept")
+        raise TypeError("a float has text only as a JSON line spells it")
     if isinstance(value, str) and not timeparse.is_string(target) and not (
             pa.types.is_timestamp(target)):
         raise TypeError("text is not converted to numbers or other types")
@@ -329,14 +334,16 @@ def _exactly(value: object, target: pa.DataType) -> object:
 
 
 def _exact_numbers(
-    name: str, column: pa.Array | pa.ChunkedArray, raw: RawLine, every: bool = False
+    name: str, column: pa.Array | pa.ChunkedArray, raw: RawLine, bad: dict[int, str],
+    text: bool = False,
 ) -> list[object] | None:
-    """A double column that holds integers beyond 2**53 (or any value, with ``every``): the
-    values as the JSON text has them (Python ints, exact), read back from the lines of those
-    rows; None when nothing is at risk."""
+    """A double column's values as the JSON lines have them, read again for the rows at risk:
+    integers beyond 2**53 (Python ints, exact), or with ``text`` every number (its spelling,
+    a :class:`~.rawjson.JsonNumber`). None when no row is at risk. A row whose value cannot
+    be read again is rejected (never stored as null, nor rounded)."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
-    if every:
+    if text:
         risky = pc.is_valid(column)
     else:
         risky = pc.and_(pc.greater_equal(pc.abs(column), _big_int_scalar()),
@@ -347,14 +354,16 @@ def _exact_numbers(
     if not positions:
         return None
     values: list[object] = column.to_pylist()
+    found = raw.values(name, positions, text)
     for pos in positions:
-        line = raw(pos)
-        if line is None:
-            return None
-        try:
-            values[pos] = json.loads(line).get(name)
-        except (ValueError, AttributeError, RecursionError):
-            return None
+        value = found.get(pos)
+        if isinstance(value, JsonNumber if text else (int, float)) and not isinstance(
+                value, bool):
+            values[pos] = value
+        else:  # the line does not hold this number: say so, do not guess
+            bad.setdefault(pos, f"field '{name}': number {values[pos]!r} is not found again "
+                                f"in its JSON line, so it cannot be kept exactly")
+            values[pos] = None
     return values
 
 
@@ -461,29 +470,44 @@ def _nullable(schema: pa.Schema) -> pa.Schema:
     return pa.schema([f.with_nullable(True) for f in schema], metadata=schema.metadata)
 
 
-def _lowercased(table: pa.Table) -> tuple[pa.Table, dict[int, str]]:
-    """Column names in lower case (S3 Tables, Glue); rows where two names then collide and both
-    hold a value are rejected (neither value could be kept)."""
+def _lowercased(
+    table: pa.Table,
+) -> tuple[pa.Table, dict[int, str], dict[str, list[str]]]:
+    """Column names in lower case (S3 Tables, Glue), and {new name: the names it was read from}
+    for those that changed. Two names that collide are one column: each row keeps the value it
+    has; rows where both hold a value are rejected (neither could be kept)."""
     names = table.column_names
     lower = [n.lower() for n in names]
     if lower == names:
-        return table, {}
+        return table, {}, {}
     bad: dict[int, str] = {}
     seen: dict[str, int] = {}
     keep: list[int] = []
+    columns: dict[int, pa.ChunkedArray] = {}
+    spelled: dict[str, list[str]] = {}
     for i, name in enumerate(lower):
-        if name in seen:
-            both = pc.and_(pc.is_valid(table.column(seen[name])), pc.is_valid(table.column(i)))
-            for pos in pc.indices_nonzero(both).to_pylist():
-                bad.setdefault(pos, f"fields '{names[seen[name]]}' and '{names[i]}' are one "
-                                    f"column when names are lower case")
+        spelled.setdefault(name, []).append(names[i])
+        if name not in seen:
+            seen[name] = i
+            keep.append(i)
             continue
-        seen[name] = i
-        keep.append(i)
+        first = seen[name]
+        kept, other = columns.get(first, table.column(first)), table.column(i)
+        both = pc.and_(pc.is_valid(kept), pc.is_valid(other))
+        for pos in pc.indices_nonzero(both).to_pylist():
+            bad.setdefault(pos, f"fields '{names[first]}' and '{names[i]}' are one "
+                                f"column when names are lower case")
+        if other.null_count == len(other):
+            continue
+        if kept.null_count == len(kept) or kept.type == other.type:
+            columns[first] = pc.coalesce(kept, other) if kept.type == other.type else other
+            continue
+        for pos in pc.indices_nonzero(pc.and_(pc.is_null(kept), pc.is_valid(other))).to_pylist():
+            bad.setdefault(pos, f"fields '{names[first]}' and '{names[i]}' are one column when "
+                                f"names are lower case, and their values differ in type "
+                                f"({kept.type}, {other.type}) in this batch")
     table = table.select(keep).rename_columns([lower[i] for i in keep])
-    return table, bad
-
-
-def positions_raw(lines: Sequence[bytes], rows: Sequence[int]) -> RawLine:
-    """A :data:`RawLine` for a table whose row ``i`` came from ``lines[rows[i]]``."""
-    return lambda pos: lines[rows[pos]]
+    for first, column in columns.items():
+        index = keep.index(first)
+        table = table.set_column(index, pa.field(lower[first], column.type), column)
+    return table, bad, {name: keys for name, keys in spelled.items() if keys != [name]}

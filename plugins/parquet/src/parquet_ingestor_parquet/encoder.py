@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 from collections.abc import Sequence
 from typing import Any, BinaryIO
@@ -309,7 +310,12 @@ class ParquetEncoder:
         lines = records.lines
         tables = parsed.tables
         if len(tables) > 1 and not self.strict:  # a new field whose pieces disagree: text
-            tables = unify_new_columns(tables, set(self.dataset.schema.names))
+            bounds = itertools.pairwise(itertools.accumulate(
+                (t.num_rows for t in tables), initial=0))
+            tables = unify_new_columns(
+                tables, set(self.dataset.schema.names),
+                [positions_raw(lines, parsed.lines[a:b]) for a, b in bounds],
+                self.dataset.rules.lowercase)
         for piece in tables:
             rows = parsed.lines[offset:offset + piece.num_rows]
             offset += piece.num_rows
