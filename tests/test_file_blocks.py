@@ -380,6 +380,39 @@ def test_any_source_with_split_gets_its_rejected_lines_back_one_by_one(tmp_path:
     assert metrics.snapshot()["acked"] == 6
 
 
+def test_a_block_rejected_only_when_its_batch_is_flushed_again_is_split_too(
+        tmp_path: Path) -> None:
+    """The first pass may change what fits (a column's type), so a block that passed it can
+    be rejected on the line-by-line pass: it is split in turn, not sent to the error sink
+    whole (simulated here: the clean block is rejected the second time it is seen)."""
+    from collections import Counter
+
+    from parquet_ingestor.builtins.jsonl_encoder import JsonlEncoder
+    from parquet_ingestor.interfaces import FunctionTransformer
+
+    source = _BlockSource()
+    clean = source.blocks[0].body
+    seen: Counter[bytes] = Counter()
+
+    def parse(message: Message) -> list[dict[str, Any]]:
+        seen[message.body] += 1
+        if message.body == clean and seen[clean] > 1:
+            raise ValueError("a column changed under it")
+        return [json.loads(line) for line in message.body.split(b"\n")]
+
+    pipeline = Pipeline(source, FileSink(str(tmp_path / "out"), fsync=False), JsonlEncoder(),
+                        FunctionTransformer(parse),
+                        error_sink=FileSink(str(tmp_path / "err"), fsync=False),
+                        settings=PipelineSettings(workers=1))
+    metrics = pipeline.run()
+    written = sorted(json.loads(line)["id"] for f in (tmp_path / "out").rglob("*.jsonl")
+                     for line in f.read_text().splitlines())
+    assert written == [1, 2, 3, 4, 6]
+    assert [r["message_id"] for r in errors(tmp_path / "err")] == ["line:5"]
+    assert sorted(source.acked) == [f"line:{i}" for i in range(1, 7)]
+    assert metrics.snapshot()["acked"] == 6
+
+
 def test_hostile_lines_inside_blocks_are_rejected_alone(tmp_path: Path) -> None:
     """A line nested 10,000 deep (it crashed the JSON reader) or with too many keys, inside
     a block of good lines: rejected alone with its reason, the process survives."""

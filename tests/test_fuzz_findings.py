@@ -101,20 +101,3 @@ def test_a_float_stored_as_text_keeps_its_json_spelling(tmp_path: Path, run_inge
     stored = [r["u"] for r in got if r["id"] == 2]
     assert stored == ["2.50"] or (stored == [] and [e["message_id"] for e in rejected]
                                   == [f"{path}:2"])
-
-
-def test_a_block_rejected_only_on_the_line_by_line_pass_is_split_too(
-        tmp_path: Path, run_ingest: Any) -> None:
-    """The first pass stores line 500's array as text (a new field whose pieces disagree);
-    on the second, "g" is a known text column, which takes no array: that block is rejected
-    only then, and must be split in turn (only line 500 rejected, with its own id). Blocks of
-    ~4 KiB, batches of four: lines 2 and 500 share a batch, not a block."""
-    lines = [f'{{"id":{i},"g":"s{i}"}}' for i in range(1, 2001)]
-    lines[1] = "not json"
-    lines[499] = '{"id":500,"g":[1]}'
-    path, got, rejected = ingest(run_ingest, tmp_path, lines, "--batch-max-bytes", "16KiB",
-                                 "--workers", "1")
-    assert sorted(e["message_id"] for e in rejected) == [f"{path}:2", f"{path}:500"]
-    assert {e["message_id"]: e["body"] for e in rejected}[f"{path}:500"] == lines[499]
-    assert sorted(r["id"] for r in got) == [i for i in range(1, 2001) if i not in (2, 500)]
-    assert all(r["g"] == f"s{r['id']}" for r in got)

@@ -194,6 +194,22 @@ def test_a_number_in_a_string_column_is_its_json_text():
         "42", "2.50", "1e3", "1700000000.0", "-0.0", None]
 
 
+def test_booleans_objects_and_arrays_in_a_string_column_are_their_json_text():
+    """As in a new field's first batch (below), so a line gets the same text whichever batch
+    it lands in; Spark and DuckDB read JSON into a string column the same way."""
+    encoder = ParquetEncoder()
+    decode(encoder, {"s": "a"})
+    decoded = decode(encoder, b'{"s": true}', b'{"s": {"k": "v", "n": [1, 2]}}', b'{"s": [1, 2]}',
+                     b'{"s": false}', b'{"s": {}}')
+    assert decoded.rejected == []
+    assert decoded.frame.table.column("s").to_pylist() == [
+        "true", '{"k":"v","n":[1,2]}', "[1,2]", "false", "{}"]
+    first = ParquetEncoder()
+    assert decode(first, b'{"s": "a"}', b'{"s": true}', b'{"s": {"k": "v", "n": [1, 2]}}',
+                  b'{"s": [1, 2]}').frame.table.column("s").to_pylist() == [
+        "a", "true", '{"k":"v","n":[1,2]}', "[1,2]"]
+
+
 def test_a_float_from_dict_rows_in_a_string_column_is_its_shortest_text():
     """A Python float has no JSON spelling: its text is Arrow's (the shortest that reads back
     as the same double)."""

@@ -9,15 +9,13 @@ lost.
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .dataset import _without_nulls
+from .dataset import _without_nulls, json_text
 from .rawjson import JsonNumber, RawLines
 
 
@@ -57,17 +55,6 @@ def _conflicting_columns(parts: list[pa.Table], fold: Any = str) -> list[str]:
 def _replace(table: pa.Table, name: str, column: pa.Array | pa.ChunkedArray) -> pa.Table:
     i = table.schema.get_field_index(name)
     return table.set_column(i, pa.field(name, column.type), column)
-
-
-def json_text(value: Any) -> str | None:
-    """A nested value as compact JSON text (what evolve writes when a column's type conflicts)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dt.date):  # a Python datetime or date: ISO-8601, an instant if aware
-        return value.isoformat()
-    return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
 
 
 def _to_strings(table: pa.Table, names: list[str], raw: RawLines | None) -> pa.Table:

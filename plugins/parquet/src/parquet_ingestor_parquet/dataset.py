@@ -19,9 +19,11 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import functools
+import json
 import struct
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -296,6 +298,10 @@ def _castable(kind: pa.DataType, target: pa.DataType) -> bool:
 
 def _exactly(value: object, target: pa.DataType) -> object:
     """``value`` as ``target`` holds it, or an error when that would change it."""
+    if isinstance(value, bool | dict | list) and timeparse.is_string(target):
+        # what a new field's first batch stores when its types conflict (and what Spark and
+        # DuckDB read into a string column): the same line gets the same text in any batch
+        return json_text(value)
     if isinstance(value, bool) or pa.types.is_boolean(target):
         if isinstance(value, bool) and pa.types.is_boolean(target):
             return value
@@ -331,6 +337,17 @@ def _exactly(value: object, target: pa.DataType) -> object:
         raise TypeError("text is not converted to numbers or other types")
     scalar = pa.scalar(value)
     return scalar.cast(target, safe=True).as_py()
+
+
+def json_text(value: Any) -> str | None:
+    """A nested value as compact JSON text (what evolve writes when a column's type conflicts)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dt.date):  # a Python datetime or date: ISO-8601, an instant if aware
+        return value.isoformat()
+    return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
 
 
 def _exact_numbers(

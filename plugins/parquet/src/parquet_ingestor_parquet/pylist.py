@@ -18,8 +18,7 @@ import pyarrow as pa
 from parquet_ingestor.eventtime import instant
 from parquet_ingestor.gcpause import gc_paused
 
-from .combine import json_text
-from .dataset import EXACT_INTS
+from .dataset import EXACT_INTS, json_text
 
 _CONVERSION_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError,
                       TypeError, ValueError, OverflowError)

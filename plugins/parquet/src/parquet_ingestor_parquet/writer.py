@@ -323,7 +323,7 @@ def _to_pandas(table: pa.Table, pd: Any) -> tuple[Any, dict[str, str]]:
 
 
 def _json_values(column: pa.ChunkedArray) -> list[str | None]:
-    from .combine import json_text
+    from .dataset import json_text
 
     return [json_text(v) for v in column.to_pylist()]
 
