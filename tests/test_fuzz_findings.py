@@ -2,7 +2,8 @@
 
 The promise: every input line ends in exactly one place, written once with every value exactly
 (only the conversions of docs/types.md allowed), or in the error sink with its raw line, its own
-``FILE:LINE`` id and a reason. Each test is a minimal input that breaks it today (xfail, strict).
+``FILE:LINE`` id and a reason. Each test is a minimal input that broke it (each fails on the
+code before its fix).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
-import pytest
 
 
 def rows(out: Path) -> list[dict[str, Any]]:
@@ -64,10 +64,6 @@ def test_empty_objects_and_lists_next_to_a_bad_line_take_no_type(
             assert by_line[n] == line
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "an instant text becomes '2001-06-03 23:16:13' (its T and Z dropped) when another field "
-    "of the first batch mixes an int and a date text: the pieces' reader-inferred timestamp is "
-    "cast to string (parquet jsonread.py/dataset.py)"))
 def test_instant_text_is_never_reformatted(tmp_path: Path, run_ingest: Any) -> None:
     lines = ['{"id":1,"a":1,"t":"2001-06-03T23:16:13Z"}', '{"id":2,"a":"2024-05-01"}']
     _, got, rejected = ingest(run_ingest, tmp_path, lines)
@@ -77,12 +73,10 @@ def test_instant_text_is_never_reformatted(tmp_path: Path, run_ingest: Any) -> N
                         dt.datetime(2001, 6, 3, 23, 16, 13, tzinfo=dt.UTC))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "text in an int64 column (set by an earlier batch) is stored as epoch seconds when it "
-    "looks like a date: '2024-05-01' -> 1714521600; types.md: text -> int64 is rejected"))
 def test_date_text_is_not_stored_in_an_int_column(tmp_path: Path, run_ingest: Any) -> None:
     lines = [f'{{"id":{i},"n":1}}' for i in range(1, 300)] + ['{"id":300,"n":"2024-05-01"}']
-    path, got, rejected = ingest(run_ingest, tmp_path, lines, "--batch-max-bytes", "1KiB")
+    path, got, rejected = ingest(run_ingest, tmp_path, lines, "--batch-max-bytes", "1KiB",
+                                 "--workers", "1")  # in line order: "n" is int64 first
     assert [r["n"] for r in got if r["id"] == 300] == []
     assert [e["message_id"] for e in rejected] == [f"{path}:300"]
 

@@ -21,7 +21,7 @@ from .jsonread import EMPTY, parse_lines
 from .limits import DEEPEST_READABLE, DEFAULT_MAX_DEPTH, DEFAULT_MAX_KEYS
 from .pylist import row_type, table_from_rows
 from .schema import load_schema, relaxed, schema_from_spec
-from .timeparse import UNITS, as_strings, has_timestamp
+from .timeparse import UNITS
 from .writer import (
     DICTIONARY_MODES,
     ROW_GROUP_BYTES,
@@ -292,17 +292,12 @@ class ParquetEncoder:
         """Parse, then conform each parsed piece on its own (a piece split off around a bad
         line must not change its neighbours' types), then put the pieces together."""
         read_schema = self.dataset.read_types()
-        parse = lambda schema: parse_lines(  # noqa: E731
-            records.lines, schema if len(schema) else None, "infer",
-            max_depth=self.max_depth, max_keys=self.max_keys,
-            one_line=records.one_line)
-        parsed = parse(read_schema)
-        times = _inferred_times(parsed.tables, read_schema)
-        if times:  # the JSON reader took text for times: read those fields again as text
-            order = list(dict.fromkeys(n for t in parsed.tables for n in t.column_names))
-            parsed = parse(pa.schema(list(read_schema) + times))
-            self.dataset.time_like = self.dataset.time_like | {f.name for f in times}
-            parsed.tables = [_in_order(t, order) for t in parsed.tables]  # declared ones came first
+        parsed = parse_lines(records.lines, read_schema if len(read_schema) else None, "infer",
+                             max_depth=self.max_depth, max_keys=self.max_keys,
+                             one_line=records.one_line)
+        if not parsed.as_text <= self.dataset.time_like:
+            # the reader took text for times (read again as text): declared from now on
+            self.dataset.time_like = self.dataset.time_like | parsed.as_text
         rejected = list(parsed.rejected)
         items: list[int] = []
         pieces: list[pa.Table] = []
@@ -357,24 +352,6 @@ class ParquetEncoder:
             return FastparquetFrameWriter(stream, schema, self.settings)
         first = frame.table if isinstance(frame, ArrowFrame) else None
         return ArrowFrameWriter(stream, schema, self.settings, first=first, budget=self.budget)
-
-
-def _inferred_times(tables: list[pa.Table], declared: pa.Schema) -> list[pa.Field]:
-    """Fields the JSON reader typed as timestamps on its own, as text fields to declare."""
-    found: dict[str, pa.Field] = {}
-    for table in tables:
-        for field in table.schema:
-            if field.name not in found and field.name not in declared.names and \
-                    has_timestamp(field.type):
-                found[field.name] = pa.field(field.name, as_strings(field.type))
-    return list(found.values())
-
-
-def _in_order(table: pa.Table, order: list[str]) -> pa.Table:
-    """``table``'s columns in ``order`` (the lines' own order), any others after."""
-    names = [n for n in order if n in table.column_names]
-    names += [n for n in table.column_names if n not in names]
-    return table if names == table.column_names else table.select(names)
 
 
 def _kept(n: int, rejected: list[tuple[int, str]]) -> list[int]:

@@ -27,6 +27,7 @@ from .limits import (
     check_lines,
     schema_depth,
 )
+from .timeparse import as_strings, has_timestamp
 
 MAX_BLOCK = 1 << 30  # read_json's block_size is an int32; bigger ranges are split first
 _ROW_HINT = re.compile(r" in row (\d+)\s*$")
@@ -44,6 +45,8 @@ class ParsedLines:
     lines: list[int] = field(default_factory=list)  # line index of each row, in table order
     rejected: list[tuple[int, str]] = field(default_factory=list)  # (line index, reason)
     parses: int = 0  # read_json calls (1 when the batch is clean)
+    #: top-level fields the reader typed as times in some range, read again as text there
+    as_text: set[str] = field(default_factory=set)
 
 
 def parse_lines(
@@ -56,7 +59,10 @@ def parse_lines(
     Lines nested deeper than ``max_depth`` or with an object of more than ``max_keys`` keys are
     rejected before parsing (:mod:`.limits`). A line that fails only because of ``schema`` (a
     number where text is declared) is parsed again without it, so the caller can give the
-    reason in its own terms. ``one_line``: the caller knows no line holds a CR or LF
+    reason in its own terms. The reader's own timestamps (it infers them from text, drops
+    offsets and turns dates into midnight) never come out: a range where it typed a field as a
+    time is parsed again with that field declared as text, and the field is named in
+    :attr:`ParsedLines.as_text`. ``one_line``: the caller knows no line holds a CR or LF
     (:attr:`JsonLines.one_line`), so the batch is not scanned for them (~3 ms a 5 MiB batch).
     """
     result = ParsedLines()
@@ -121,13 +127,13 @@ def _parse_ranges(
             work += [(mid, hi, None), (lo, mid, None)]
             continue
         result.parses += 1
-        table, error, hint = _parse(data, hi - lo, options)
+        table, error, hint = _parse(data, hi - lo, options, result)
         if table is not None:
             _add(result, table, lo)
         elif hi - lo == 1:
             table = None
             if inferring is not None:
-                table, _, _ = _parse(data, 1, inferring)
+                table, _, _ = _parse(data, 1, inferring, result)
             if table is None and error.startswith(INVALID):
                 table = _python_row(work_lines[lo])
             if table is not None:
@@ -203,9 +209,66 @@ def _one_line(line: bytes) -> bytes:
 
 
 def _parse(
+    data: bytes | pa.Buffer, expected_rows: int, options: pj.ParseOptions,
+    result: ParsedLines,
+) -> tuple[pa.Table | None, str, int | None]:
+    """(table, "", None) on success, else (None, reason, row hint or None). Fields the reader
+    typed as times on its own are parsed again as text (counted in ``result``)."""
+    table, error, hint = _read(data, expected_rows, options)
+    if table is None:
+        return table, error, hint
+    texts = _reader_times(table, options.explicit_schema)
+    if not texts:
+        return table, error, hint
+    declared = list(options.explicit_schema.field(WRAP).type) if options.explicit_schema \
+        else []
+    names = [f.name for f in declared]
+    for text in texts:
+        if text.name in names:
+            declared[names.index(text.name)] = text
+        else:
+            declared.append(text)
+    again = pj.ParseOptions(explicit_schema=pa.schema([pa.field(WRAP, pa.struct(declared))]),
+                            newlines_in_values=False,
+                            unexpected_field_behavior=options.unexpected_field_behavior)
+    result.parses += 1
+    retyped, error, hint = _read(data, expected_rows, again)
+    if retyped is None:
+        return retyped, error, hint
+    result.as_text.update(f.name for f in texts)
+    order = [f.name for f in table.schema.field(WRAP).type]
+    return _struct_in_order(retyped, order), "", None
+
+
+def _reader_times(table: pa.Table, declared: pa.Schema | None) -> list[pa.Field]:
+    """Top-level fields holding a timestamp the reader inferred (not one ``declared``), as the
+    text fields to declare instead."""
+    given = declared.field(WRAP).type if declared is not None else pa.struct([])
+    texts = []
+    for got in table.schema.field(WRAP).type:
+        if has_timestamp(got.type) and not (
+                given.get_field_index(got.name) >= 0 and given.field(got.name).type == got.type):
+            texts.append(got.with_type(as_strings(got.type)))
+    return texts
+
+
+def _struct_in_order(table: pa.Table, order: list[str]) -> pa.Table:
+    """``table``'s wrapped fields in ``order`` (the first parse's, so that declaring a field
+    does not move it)."""
+    column = table.column(WRAP)
+    kind = column.type
+    if [f.name for f in kind] == order:
+        return table
+    fields = [kind.field(name) for name in order]
+    chunks = [pa.StructArray.from_arrays([chunk.field(name) for name in order], fields=fields,
+                                         mask=pc.is_null(chunk)) for chunk in column.chunks]
+    return pa.table({WRAP: pa.chunked_array(chunks, pa.struct(fields))})
+
+
+def _read(
     data: bytes | pa.Buffer, expected_rows: int, options: pj.ParseOptions
 ) -> tuple[pa.Table | None, str, int | None]:
-    """(table, "", None) on success, else (None, reason, row hint or None)."""
+    """One ``read_json``: (table, "", None) on success, else (None, reason, row hint or None)."""
     read_options = pj.ReadOptions(use_threads=True, block_size=len(data) + 64)
     try:
         table = pj.read_json(pa.BufferReader(data), read_options=read_options,

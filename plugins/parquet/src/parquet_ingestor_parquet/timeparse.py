@@ -14,7 +14,8 @@ Which partition a row goes to is the core's business (``parquet_ingestor.eventti
 frame hands it a timestamp column as integer epoch ticks.
 
 ``pyarrow.json`` infers timestamps on its own (and drops offsets, and turns dates into times):
-the reader declares such fields as strings (:func:`as_strings`) and this module decides.
+wherever it does, :mod:`.jsonread` reads those fields again as strings (:func:`as_strings`), so
+every value reaches this module (and the type rules) as the text it was in the JSON.
 """
 
 from __future__ import annotations
