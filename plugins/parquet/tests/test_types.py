@@ -500,3 +500,16 @@ def test_a_text_column_keeps_time_like_text_exactly_in_later_batches():
         decoded = decode(encoder, *batch)
         assert decoded.frame.table.column("s").to_pylist() == [r["s"] for r in batch]
     assert encoder.dataset.time_like == {"s"}  # declared as text from then on
+
+
+def test_arrow_times_are_not_cast_to_numbers_or_text():
+    """An Arrow timestamp going into an int64 or a string column is rejected, not stored as
+    epoch ticks or as reformatted text."""
+    encoder = ParquetEncoder()
+    decode(encoder, {"n": 1, "s": "a"})
+    when = dt.datetime(2024, 5, 1, tzinfo=dt.UTC)
+    table = pa.table({"n": pa.array([when], pa.timestamp("s", tz="UTC")),
+                      "s": pa.array([when], pa.timestamp("us", tz="UTC"))})
+    decoded = encoder.decode(table)
+    assert [i for i, _ in decoded.rejected] == [0]
+    assert "a time is not converted to numbers or text" in decoded.rejected[0][1]

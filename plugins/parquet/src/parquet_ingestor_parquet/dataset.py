@@ -286,9 +286,11 @@ def _castable(kind: pa.DataType, target: pa.DataType) -> bool:
     """Whether Arrow's safe cast from ``kind`` to ``target`` keeps values as the JSON meant
     them: text is not read as numbers, booleans are not numbers, floats have no text (a
     float's text is its JSON spelling, read from the line), numbers are not times (outside
-    time fields)."""
+    time fields), times are not numbers or text."""
     if timeparse.is_string(kind):
         return timeparse.is_string(target)
+    if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+        return pa.types.is_timestamp(target)
     if pa.types.is_boolean(kind) or pa.types.is_boolean(target):
         return pa.types.is_boolean(kind) and pa.types.is_boolean(target)
     if pa.types.is_floating(kind) and timeparse.is_string(target):
@@ -309,6 +311,8 @@ def _exactly(value: object, target: pa.DataType) -> object:
                         else "only true and false are booleans")
     if pa.types.is_timestamp(target) and not isinstance(value, dt.datetime):
         raise TypeError("numbers are times only in a time field")
+    if isinstance(value, dt.date) and not pa.types.is_timestamp(target):
+        raise TypeError("a time is not converted to numbers or text")
     if isinstance(value, int) and pa.types.is_integer(target):
         bits = target.bit_width
         low, high = (0, 2**bits - 1) if pa.types.is_unsigned_integer(target) else (
