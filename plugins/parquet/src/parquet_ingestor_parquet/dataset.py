@@ -93,9 +93,12 @@ class DatasetSchema:
 
     # -- conform -------------------------------------------------------------------------
 
-    def fit(self, table: pa.Table) -> pa.Table:
-        """A conformed table (maybe from before the schema last grew) in the current schema."""
-        schema = self.schema
+    def fit(self, table: pa.Table, schema: pa.Schema | None = None) -> pa.Table:
+        """A conformed table (maybe from before the schema last grew) in ``schema``: one
+        read of :attr:`schema` taken after the table was conformed (default: the current one).
+        Pieces of one batch take the same read: another worker may extend the schema between
+        two calls, and pieces fitted to two versions of it cannot be put together."""
+        schema = self.schema if schema is None else schema
         if table.schema.equals(schema):
             return table
         n = table.num_rows

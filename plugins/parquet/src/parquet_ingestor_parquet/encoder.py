@@ -336,7 +336,9 @@ class ParquetEncoder:
             return self.dataset.fit(pa.schema([]).empty_table()), [], rejected
         if len(pieces) == 1:
             return self.dataset.fit(pieces[0]), items, rejected
-        table = pa.concat_tables([self.dataset.fit(p) for p in pieces])
+        # one read of the schema for every piece (it holds the columns of each: it only grows)
+        schema = self.dataset.schema
+        table = pa.concat_tables([self.dataset.fit(p, schema) for p in pieces])
         order = sorted(range(len(items)), key=items.__getitem__)
         if order != list(range(len(items))):  # keep rows in line order
             table = table.take(pa.array(order, pa.int64()))
