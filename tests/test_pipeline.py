@@ -601,3 +601,18 @@ def test_run_raises_the_gil_switch_interval_and_gc_threshold_then_restores_them(
             assert gc.get_threshold() == before_gc
     finally:
         sys.setswitchinterval(before_switch)
+
+
+def test_lines_given_back_after_a_failed_write_count_as_redeliveries() -> None:
+    """received counts every delivery; redelivered the ones after the first, whatever gave the
+    message back (a failed write here, not a rejection), so received - redelivered is the
+    number of messages (the summary's "N messages (+M redeliveries)")."""
+    from parquet_ingestor.testing import MemorySink, MemorySource
+
+    source = MemorySource([json.dumps({"n": i}) for i in range(30)], redeliver=3)
+    once = RetryPolicy(attempts=1, base_delay=0, max_delay=0, jitter=0)
+    settings = PipelineSettings(workers=1, batch=BatchLimits(max_records=10), write_retry=once)
+    pipeline = Pipeline(source, MemorySink(fail_commits=1), JsonlEncoder(), settings=settings)
+    snap = pipeline.run().snapshot()
+    assert snap["nacked"] == 10 and snap["acked"] == 30
+    assert snap["received"] == 40 and snap["redelivered"] == 10

@@ -38,7 +38,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("received", "counter", "messages received from the source (a block counts its lines)"),
     Metric("received_bytes", "counter", "bytes of message bodies received", "By"),
     Metric("redelivered", "counter",
-           "deliveries of rejected messages given back earlier (part of received)"),
+           "deliveries of messages delivered before: given back after a rejection or a "
+           "failed write, or by another consumer (part of received)"),
     Metric("rejected", "counter", "messages rejected by the transformer or encoder"),
     Metric("rows_written", "counter", "records written to files"),
     Metric("bytes_written", "counter", "bytes of files written", "By"),

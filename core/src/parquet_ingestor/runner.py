@@ -436,8 +436,9 @@ class Pipeline:
                 size = sum(sizes)
                 count = count_records(messages)  # a block counts its lines
                 self.metrics.incr("received", count)
-                if self.poison:
-                    self.metrics.incr("redelivered", self.poison.redeliveries(messages))
+                again = _redelivered(messages, self.poison)
+                if again:
+                    self.metrics.incr("redelivered", again)
                 self.metrics.incr("received_bytes", size)
                 self.metrics.add_in_flight(count, size)
                 for batch in batcher.add(messages, sizes):
@@ -655,3 +656,13 @@ class _Workers:
 
     def resize(self, n: int) -> int:
         return self._pipeline._resize_workers(n)
+
+
+def _redelivered(messages: Sequence[Message], poison: PoisonGuard) -> int:
+    """Deliveries after the first among ``messages`` (a block counts its lines): by the count
+    the source keeps (``Message.deliveries``: SQS, or its ``HeldMessages`` after a nack), else
+    by the poison guard's memory of the rejected messages it gave back."""
+    again = count_records([m for m in messages if (m.deliveries or 1) > 1])
+    if poison:
+        again += poison.redeliveries([m for m in messages if m.deliveries is None])
+    return again

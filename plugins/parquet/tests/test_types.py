@@ -513,3 +513,15 @@ def test_arrow_times_are_not_cast_to_numbers_or_text():
     decoded = encoder.decode(table)
     assert [i for i, _ in decoded.rejected] == [0]
     assert "a time is not converted to numbers or text" in decoded.rejected[0][1]
+
+
+def test_a_float_in_a_decimal_column_is_stored_only_when_exact():
+    """A column of integers beyond int64 is decimal(38, 0): a float goes in only when it is a
+    whole number (2.0); 1e-07 or 1.5 are rejected, not rounded to 0 or 1 (Arrow's cast does)."""
+    encoder = ParquetEncoder()
+    decode(encoder, b'{"n": 18446744073709551615}')
+    decoded = decode(encoder, b'{"n": 2.0}', b'{"n": 1e-07}', b'{"n": 1.5}', b'{"n": 5e-324}',
+                     b'{"n": 7}')
+    assert [i for i, _ in decoded.rejected] == [1, 2, 3]
+    assert "cannot be stored in the column's type decimal128(38, 0)" in decoded.rejected[0][1]
+    assert decoded.frame.table.column("n").to_pylist() == [2, 7]

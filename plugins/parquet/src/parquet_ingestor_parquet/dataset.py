@@ -296,8 +296,9 @@ def _castable(kind: pa.DataType, target: pa.DataType) -> bool:
         return pa.types.is_timestamp(target)
     if pa.types.is_boolean(kind) or pa.types.is_boolean(target):
         return pa.types.is_boolean(kind) and pa.types.is_boolean(target)
-    if pa.types.is_floating(kind) and timeparse.is_string(target):
-        return False
+    if pa.types.is_floating(kind) and (timeparse.is_string(target) or
+                                       pa.types.is_decimal(target)):
+        return False  # Arrow's "safe" double -> decimal cast rounds (1e-07 -> 0)
     return not (pa.types.is_timestamp(target) and not pa.types.is_timestamp(kind))
 
 
@@ -335,6 +336,12 @@ def _exactly(value: object, target: pa.DataType) -> object:
             if len(exact.as_tuple().digits) > target.precision - target.scale:
                 raise OverflowError(f"more than {target.precision - target.scale} digits")
             return exact
+    if isinstance(value, float) and pa.types.is_decimal(target):
+        exact = decimal.Decimal(value)  # the double's exact value
+        if not exact.is_finite() or exact != exact.quantize(decimal.Decimal(1).scaleb(
+                -target.scale), rounding=decimal.ROUND_DOWN):
+            raise ValueError("not exactly a decimal of this scale")
+        return _exactly(int(exact), target) if target.scale == 0 else exact
     if isinstance(value, JsonNumber) and timeparse.is_string(target):
         return str(value)  # a number as the JSON line spells it
     if isinstance(value, float) and timeparse.is_string(target):
