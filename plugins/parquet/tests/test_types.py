@@ -521,7 +521,8 @@ def test_a_float_in_a_decimal_column_is_stored_only_when_exact():
     encoder = ParquetEncoder()
     decode(encoder, b'{"n": 18446744073709551615}')
     decoded = decode(encoder, b'{"n": 2.0}', b'{"n": 1e-07}', b'{"n": 1.5}', b'{"n": 5e-324}',
-                     b'{"n": 7}')
-    assert [i for i, _ in decoded.rejected] == [1, 2, 3]
+                     b'{"n": 7}', b'{"n": 1e300}', b'{"n": 1e37}')
+    assert [i for i, _ in decoded.rejected] == [1, 2, 3, 5]
+    assert "more than 38 digits" in decoded.rejected[3][1]
     assert "cannot be stored in the column's type decimal128(38, 0)" in decoded.rejected[0][1]
-    assert decoded.frame.table.column("n").to_pylist() == [2, 7]
+    assert decoded.frame.table.column("n").to_pylist() == [2, 7, int(1e37)]  # the double 1e37, exactly

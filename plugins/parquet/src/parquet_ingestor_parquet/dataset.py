@@ -337,11 +337,16 @@ def _exactly(value: object, target: pa.DataType) -> object:
                 raise OverflowError(f"more than {target.precision - target.scale} digits")
             return exact
     if isinstance(value, float) and pa.types.is_decimal(target):
-        exact = decimal.Decimal(value)  # the double's exact value
-        if not exact.is_finite() or exact != exact.quantize(decimal.Decimal(1).scaleb(
-                -target.scale), rounding=decimal.ROUND_DOWN):
-            raise ValueError("not exactly a decimal of this scale")
-        return _exactly(int(exact), target) if target.scale == 0 else exact
+        exact = decimal.Decimal(value)  # the double's exact value, in its fewest digits
+        if not exact.is_finite():
+            raise ValueError("not a finite number")
+        sign, digits, exponent = exact.as_tuple()
+        assert isinstance(exponent, int)  # finite
+        if exponent < -target.scale:
+            raise ValueError(f"more than {target.scale} decimal places")
+        if len(digits) + exponent > target.precision - target.scale:
+            raise OverflowError(f"more than {target.precision - target.scale} digits")
+        return exact
     if isinstance(value, JsonNumber) and timeparse.is_string(target):
         return str(value)  # a number as the JSON line spells it
     if isinstance(value, float) and timeparse.is_string(target):
