@@ -125,14 +125,12 @@ def test_the_checker_finds_a_lost_row_an_altered_value_and_a_duplicate(
     assert found.startswith(f"{path}:5: in 2 error records and 0 rows: not json [")
 
 
-@pytest.mark.xfail(strict=True, reason="a whole float beyond decimal(38, 0) fails the write "
-                   "(decimal.InvalidOperation) instead of being stored or rejected")
 def test_a_whole_float_beyond_38_digits_ends_in_one_place(
         tmp_path: Path, run_ingest: Any) -> None:
     """Found by seed 7 (w1 configs): ``1e+300`` is integral and beyond 2**53, so it is read
     again as an integer for a decimal(38, 0) column; it has 301 digits, and the batch's write
     raised InvalidOperation ten times, then every line of the batch was saved as unwritten
-    (exit 1). On the commit before 3bdf4f5 it was rejected with a reason."""
+    (exit 1). Fixed in a62b667: rejected with a reason."""
     lines = ['{"lid": 1, "x": 1e+300}', '{"lid": 2, "x": 2}']
     path, out, err = tmp_path / "in.jsonl", tmp_path / "out", tmp_path / "err"
     path.write_text("\n".join(lines) + "\n")
