@@ -526,3 +526,21 @@ def test_a_float_in_a_decimal_column_is_stored_only_when_exact():
     assert "more than 38 digits" in decoded.rejected[3][1]
     assert "cannot be stored in the column's type decimal128(38, 0)" in decoded.rejected[0][1]
     assert decoded.frame.table.column("n").to_pylist() == [2, 7, int(1e37)]  # the double 1e37, exactly
+
+
+def test_an_int_beyond_2_53_inside_a_double_struct_field_or_list_is_rejected_not_rounded():
+    """Top-level numbers are read again from the line; nested ones are not, so a row whose
+    nested double would round an integer is rejected with the path, never stored rounded."""
+    encoder = ParquetEncoder()
+    decoded = decode(encoder, b'{"id": 1, "s": {"x": 9007199254740993, "y": 0.5}}',
+                     b'{"id": 2, "s": {"x": 1.5}}', b'{"id": 3, "l": [9007199254740993, 0.5]}',
+                     b'{"id": 4, "l": [2, 0.5]}', b'{"id": 5, "s": {"x": 1e20}}',
+                     b'{"id": 6, "s": {"x": 18446744073709551615}}',
+                     b'{"id": 7, "d": [{"v": [0.5, 9007199254740995]}]}')
+    reasons = dict(decoded.rejected)
+    assert sorted(reasons) == [0, 2, 5, 6]
+    assert reasons[0] == ("field 's': int value 9007199254740993 at s.x cannot be stored in its "
+                          "double (beyond 2**53, a double would round it)")
+    assert "at l[]" in reasons[2] and "at d[].v[]" in reasons[6]
+    assert decoded.frame.table.column("id").to_pylist() == [2, 4, 5]
+    assert decoded.frame.table.column("s").to_pylist()[2] == {"x": 1e20, "y": None}

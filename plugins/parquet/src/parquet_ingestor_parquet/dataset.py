@@ -123,6 +123,8 @@ class DatasetSchema:
         new_fields: list[pa.Field] = []
         untyped: list[pa.Field] = []  # kept for fit(); dropped there if still untyped
         for name, column in zip(table.column_names, table.columns, strict=True):
+            if raw is not None and pa.types.is_nested(column.type):
+                _nested_big_ints(name, column, raw, bad)
             if name in schema.names:
                 target = schema.field(name)
                 wider = widened(target.type, column.type)
@@ -400,6 +402,90 @@ def _exact_numbers(
             bad.setdefault(pos, f"field '{name}': number {values[pos]!r} is not found again "
                                 f"in its JSON line, so it cannot be kept exactly")
             values[pos] = None
+    return values
+
+
+def _nested_big_ints(
+    name: str, column: pa.ChunkedArray, raw: RawLine, bad: dict[int, str]
+) -> None:
+    """Reject the rows whose JSON holds an integer beyond 2**53 where the column has a double
+    inside a struct or list (a double would round it; top-level numbers are read again exactly
+    instead). Arrow finds the rows at risk; only their lines are read again."""
+    paths = _double_paths(column.type, ())
+    if not paths:
+        return
+    risky: set[int] = set()
+    for chunk_start, chunk in _chunks(column):
+        risky.update(chunk_start + i for i in _risky_rows(chunk))
+    if not risky:
+        return
+    found = raw.values(name, sorted(risky))
+    for pos in sorted(risky):
+        value = found.get(pos)
+        for path in paths:
+            big = next((v for v in _at_path(value, path) if isinstance(v, int) and not
+                        isinstance(v, bool) and abs(v) > BIG_INT), None)
+            if big is not None:
+                shown = name + "".join(f".{step}" if step else "[]" for step in path)
+                bad.setdefault(pos, f"field '{name}': int value {big} at {shown} cannot be "
+                                    f"stored in its double (beyond 2**53, a double would "
+                                    f"round it)")
+                break
+
+
+def _double_paths(kind: pa.DataType, path: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """Where ``kind`` holds doubles: struct field names, "" for a list's items."""
+    if pa.types.is_floating(kind):
+        return [path]
+    if pa.types.is_struct(kind):
+        return [p for i in range(kind.num_fields)
+                for p in _double_paths(kind.field(i).type, (*path, kind.field(i).name))]
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return _double_paths(kind.value_type, (*path, ""))
+    return []
+
+
+def _chunks(column: pa.ChunkedArray) -> list[tuple[int, pa.Array]]:
+    out, start = [], 0
+    for chunk in column.chunks:
+        out.append((start, chunk))
+        start += len(chunk)
+    return out
+
+
+def _risky_rows(array: pa.Array) -> list[int]:
+    """Rows of ``array`` with a whole double of 2**53 or more anywhere inside (vectorized)."""
+    kind = array.type
+    if pa.types.is_floating(kind):
+        risky = pc.and_(pc.greater_equal(pc.abs(array), _big_int_scalar()),
+                        pc.equal(pc.floor(array), array))
+        return pc.indices_nonzero(pc.fill_null(risky, False)).to_pylist() \
+            if pc.any(risky).as_py() else []
+    if pa.types.is_struct(kind):
+        rows: set[int] = set()
+        for i in range(kind.num_fields):
+            rows.update(_risky_rows(array.field(i)))
+        return sorted(rows)
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        inner = _risky_rows(pc.list_flatten(array))
+        if not inner:
+            return []
+        parents = pc.list_parent_indices(array).to_pylist()
+        return sorted({parents[i] for i in inner})
+    return []
+
+
+def _at_path(value: object, path: tuple[str, ...]) -> list[object]:
+    """The values at ``path`` in a JSON value ("" steps into every item of a list)."""
+    values = [value]
+    for step in path:
+        nxt: list[object] = []
+        for v in values:
+            if step == "" and isinstance(v, list):
+                nxt.extend(v)
+            elif step and isinstance(v, dict):
+                nxt.append(v.get(step))
+        values = nxt
     return values
 
 
