@@ -98,13 +98,7 @@ class DatasetSchema:
         read of :attr:`schema` taken after the table was conformed (default: the current one).
         Pieces of one batch take the same read: another worker may extend the schema between
         two calls, and pieces fitted to two versions of it cannot be put together."""
-        schema = self.schema if schema is None else schema
-        if table.schema.equals(schema):
-            return table
-        n = table.num_rows
-        arrays = [_cast(table.column(f.name), f.type) if f.name in table.column_names
-                  else pa.nulls(n, f.type) for f in schema]
-        return pa.Table.from_arrays(arrays, schema=_nullable(schema)).cast(schema)
+        return fitted(table, self.schema if schema is None else schema)
 
     def conform(
         self, table: pa.Table, raw: RawLine | None = None
@@ -342,7 +336,7 @@ def _exactly(value: object, target: pa.DataType) -> object:
         exact = decimal.Decimal(value)  # the double's exact value, in its fewest digits
         if not exact.is_finite():
             raise ValueError("not a finite number")
-        sign, digits, exponent = exact.as_tuple()
+        _, digits, exponent = exact.as_tuple()
         assert isinstance(exponent, int)  # finite
         if exponent < -target.scale:
             raise ValueError(f"more than {target.scale} decimal places")
@@ -360,8 +354,20 @@ def _exactly(value: object, target: pa.DataType) -> object:
     return scalar.cast(target, safe=True).as_py()
 
 
+def fitted(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` in ``schema``'s columns and order: nulls for the columns it lacks, its own cast
+    where they differ (nullability; an untyped ``[]``/``{}`` column)."""
+    if table.schema.equals(schema):
+        return table
+    n = table.num_rows
+    arrays = [_cast(table.column(f.name), f.type) if f.name in table.column_names
+              else pa.nulls(n, f.type) for f in schema]
+    return pa.Table.from_arrays(arrays, schema=_nullable(schema)).cast(schema)
+
+
 def json_text(value: Any) -> str | None:
-    """A nested value as compact JSON text (what evolve writes when a column's type conflicts)."""
+    """A value as the text a string column stores for it: compact JSON for objects, arrays,
+    booleans and numbers (what evolve writes when a column's types conflict), text as it is."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -381,11 +387,7 @@ def _exact_numbers(
     be read again is rejected (never stored as null, nor rounded)."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
-    if text:
-        risky = pc.is_valid(column)
-    else:
-        risky = pc.and_(pc.greater_equal(pc.abs(column), _big_int_scalar()),
-                        pc.equal(pc.floor(column), column))
+    risky = pc.is_valid(column) if text else _whole_from_2_53(column)
     if not pc.any(risky).as_py():
         return None
     positions = pc.indices_nonzero(pc.fill_null(risky, False)).to_pylist()
@@ -414,13 +416,11 @@ def _nested_big_ints(
     paths = _double_paths(column.type, ())
     if not paths:
         return
-    risky: set[int] = set()
-    for chunk_start, chunk in _chunks(column):
-        risky.update(chunk_start + i for i in _risky_rows(chunk))
+    risky = _risky_rows(column.combine_chunks())
     if not risky:
         return
-    found = raw.values(name, sorted(risky))
-    for pos in sorted(risky):
+    found = raw.values(name, risky)
+    for pos in risky:
         value = found.get(pos)
         for path in paths:
             big = next((v for v in _at_path(value, path) if isinstance(v, int) and not
@@ -445,20 +445,11 @@ def _double_paths(kind: pa.DataType, path: tuple[str, ...]) -> list[tuple[str, .
     return []
 
 
-def _chunks(column: pa.ChunkedArray) -> list[tuple[int, pa.Array]]:
-    out, start = [], 0
-    for chunk in column.chunks:
-        out.append((start, chunk))
-        start += len(chunk)
-    return out
-
-
 def _risky_rows(array: pa.Array) -> list[int]:
     """Rows of ``array`` with a whole double of 2**53 or more anywhere inside (vectorized)."""
     kind = array.type
     if pa.types.is_floating(kind):
-        risky = pc.and_(pc.greater_equal(pc.abs(array), _big_int_scalar()),
-                        pc.equal(pc.floor(array), array))
+        risky = _whole_from_2_53(array)
         return pc.indices_nonzero(pc.fill_null(risky, False)).to_pylist() \
             if pc.any(risky).as_py() else []
     if pa.types.is_struct(kind):
@@ -487,6 +478,13 @@ def _at_path(value: object, path: tuple[str, ...]) -> list[object]:
                 nxt.append(v.get(step))
         values = nxt
     return values
+
+
+def _whole_from_2_53(array: pa.Array) -> pa.Array:
+    """Where a double array holds a whole number of 2**53 or more, which may have been an
+    integer a double rounded (vectorized)."""
+    return pc.and_(pc.greater_equal(pc.abs(array), _big_int_scalar()),
+                   pc.equal(pc.floor(array), array))
 
 
 @functools.cache

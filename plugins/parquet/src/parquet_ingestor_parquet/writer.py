@@ -13,6 +13,7 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .dataset import fitted, json_text
 from .frame import ArrowFrame
 from .schema import fingerprint
 
@@ -323,8 +324,6 @@ def _to_pandas(table: pa.Table, pd: Any) -> tuple[Any, dict[str, str]]:
 
 
 def _json_values(column: pa.ChunkedArray) -> list[str | None]:
-    from .dataset import json_text
-
     return [json_text(v) for v in column.to_pylist()]
 
 
@@ -351,8 +350,4 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     if not fits(table, schema):  # never drop a column: the core asks fits() first
         raise ValueError(f"a frame with columns {table.schema.names} does not fit a file of "
                          f"{schema.names}")
-    n = table.num_rows
-    names = set(table.column_names)
-    arrays = [table.column(f.name) if f.name in names else pa.nulls(n, f.type) for f in schema]
-    return pa.Table.from_arrays(arrays, schema=pa.schema(
-        [f.with_nullable(True) for f in schema], metadata=schema.metadata)).cast(schema)
+    return fitted(table, schema)
