@@ -75,10 +75,22 @@ def test_two_consumers_one_killed_survivor_takes_over(
 
         feeder = threading.Thread(target=feed)
         feeder.start()
-        # kill the victim once it has written files and while it holds entries
-        wait_for(lambda: pending_of(client, stream).get("victim", 0) > 0
-                 and len(list((tmp_path / "out" / "victim").rglob("*.jsonl"))) >= 2,
-                 BUSY_WITHIN, "the victim to be busy")
+        def holding() -> bool:
+            """The victim has written files and, frozen (SIGSTOP: it acks nothing more),
+            still holds entries; else it runs on and we look again. Checked while it ran, its
+            acks could land between the look and the kill (a CI flake)."""
+            if pending_of(client, stream).get("victim", 0) == 0 or len(
+                    list((tmp_path / "out" / "victim").rglob("*.jsonl"))) < 2:
+                return False
+            victim.send_signal(signal.SIGSTOP)
+            # two round trips: an ack already on its way is applied before the second
+            if pending_of(client, stream).get("victim", 0) > 0 and \
+                    pending_of(client, stream).get("victim", 0) > 0:
+                return True
+            victim.send_signal(signal.SIGCONT)
+            return False
+
+        wait_for(holding, BUSY_WITHIN, "the victim to be busy")
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=10)
         orphaned = pending_of(client, stream).get("victim", 0)
